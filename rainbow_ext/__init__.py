@@ -1,0 +1,22 @@
+"""Rainbow (Hessel et al. 2018) for Stable-Baselines3, with every component switchable."""
+
+from rainbow_ext.layers import NatureCNNTrunk, NoisyLinear
+from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
+from rainbow_ext.presets import PRESETS, preset_flags
+from rainbow_ext.rainbow import Rainbow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "CnnPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "NatureCNNTrunk",
+    "NoisyLinear",
+    "Rainbow",
+    "RainbowPolicy",
+    "RainbowQNetwork",
+    "__version__",
+    "preset_flags",
+]

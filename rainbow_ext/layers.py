@@ -1,0 +1,201 @@
+"""Network building blocks: the noisy linear layer, the convolutional trunk and the Rainbow head.
+
+The head is where three components live: ``noisy`` (which linear layer), ``dueling`` (two streams
+combined as V + A - mean_a A) and ``distributional`` (``n_atoms`` outputs per action instead of one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gymnasium as gym
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+from torch.nn import functional as F
+
+
+class NoisyLinear(nn.Module):
+    """Linear layer with factorised Gaussian noise (Fortunato et al. 2018, "Noisy Networks for
+    Exploration", section 3.2): ``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b`` with
+    ``eps_w = f(eps_out) f(eps_in)^T``, ``eps_b = f(eps_out)`` and ``f(x) = sign(x) sqrt(|x|)``.
+
+    Noise is switched by ``noise_enabled``, never by ``nn.Module.training``: SB3 puts the policy in
+    eval mode while collecting and keeps the target network in eval mode, and both need noise.
+    ``reset_noise`` draws a new sample from torch's global generator (seeded by SB3's ``seed``).
+
+    :param in_features: input size p
+    :param out_features: output size q
+    :param sigma0: initial noise scale; sigma starts at ``sigma0 / sqrt(p)`` (paper: 0.5)
+    """
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
+        super().__init__()
+        if sigma0 <= 0:
+            raise ValueError(f"sigma0 must be > 0, got {sigma0}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.sigma0 = sigma0
+        self.noise_enabled = True
+        self.weight_mu = nn.Parameter(th.empty(out_features, in_features))
+        self.weight_sigma = nn.Parameter(th.empty(out_features, in_features))
+        self.bias_mu = nn.Parameter(th.empty(out_features))
+        self.bias_sigma = nn.Parameter(th.empty(out_features))
+        # The noise sample is not part of the model's state: it is redrawn, never learned or saved.
+        self.register_buffer("eps_in", th.zeros(in_features), persistent=False)
+        self.register_buffer("eps_out", th.zeros(out_features), persistent=False)
+        self.reset_parameters()
+        self.reset_noise()
+
+    def reset_parameters(self) -> None:
+        # Section 3.2: mu ~ U[-1/sqrt(p), 1/sqrt(p)], sigma = sigma0 / sqrt(p)
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight_mu, -bound, bound)
+        nn.init.uniform_(self.bias_mu, -bound, bound)
+        nn.init.constant_(self.weight_sigma, self.sigma0 * bound)
+        nn.init.constant_(self.bias_sigma, self.sigma0 * bound)
+
+    @staticmethod
+    def _scaled_noise(size: int, device: th.device) -> th.Tensor:
+        x = th.randn(size, device=device)
+        return x.sign() * x.abs().sqrt()
+
+    def reset_noise(self) -> None:
+        """Draw a fresh factorised noise sample (p + q Gaussians instead of p * q + q)."""
+        self.eps_in.copy_(self._scaled_noise(self.in_features, self.eps_in.device))
+        self.eps_out.copy_(self._scaled_noise(self.out_features, self.eps_out.device))
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        if not self.noise_enabled:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * th.outer(self.eps_out, self.eps_in)
+        bias = self.bias_mu + self.bias_sigma * self.eps_out
+        return F.linear(x, weight, bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, sigma0={self.sigma0}"
+
+
+def noisy_layers(module: nn.Module) -> list[NoisyLinear]:
+    return [m for m in module.modules() if isinstance(m, NoisyLinear)]
+
+
+def reset_noise(module: nn.Module) -> None:
+    """Resample the noise of every noisy layer in ``module``."""
+    for layer in noisy_layers(module):
+        layer.reset_noise()
+
+
+@contextmanager
+def noise_disabled(module: nn.Module) -> Iterator[None]:
+    """Evaluate ``module`` with the noise of its noisy layers off (the mean network), then restore."""
+    layers = noisy_layers(module)
+    previous = [layer.noise_enabled for layer in layers]
+    for layer in layers:
+        layer.noise_enabled = False
+    try:
+        yield
+    finally:
+        for layer, enabled in zip(layers, previous, strict=True):
+            layer.noise_enabled = enabled
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    net_arch: list[int],
+    activation_fn: type[nn.Module],
+    noisy: bool,
+    noisy_sigma0: float,
+) -> nn.Sequential:
+    """Linear layers with activations in between, laid out as SB3's ``create_mlp`` so that the plain
+    variant draws the same initial weights as SB3's DQN for the same seed."""
+    sizes = [in_dim, *net_arch, out_dim]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(NoisyLinear(n_in, n_out, noisy_sigma0) if noisy else nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation_fn())
+    return nn.Sequential(*layers)
+
+
+class RainbowHead(nn.Module):
+    """Fully connected part of the Q-network: features -> ``[batch, n_actions, n_atoms]``.
+
+    The output is Q-values (``n_atoms == 1``) or per-atom logits (C51). With ``dueling``
+    (Wang et al. 2016, eq. 9) a value stream and an advantage stream, each with its own hidden
+    layers ``net_arch``, are combined per atom as ``V + A - mean_a A``.
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        n_actions: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+        dueling: bool,
+        noisy: bool,
+        noisy_sigma0: float,
+        n_atoms: int,
+    ) -> None:
+        super().__init__()
+        self.n_actions = n_actions
+        self.n_atoms = n_atoms
+        self.dueling = dueling
+        if dueling:
+            self.value = mlp(features_dim, n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
+            self.advantage = mlp(features_dim, n_actions * n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
+        else:
+            self.q = mlp(features_dim, n_actions * n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
+
+    def centered_advantage(self, features: th.Tensor) -> th.Tensor:
+        """Dueling advantage stream minus its mean over actions, ``[batch, n_actions, n_atoms]``."""
+        advantage = self.advantage(features).view(-1, self.n_actions, self.n_atoms)
+        return advantage - advantage.mean(dim=1, keepdim=True)
+
+    def forward(self, features: th.Tensor) -> th.Tensor:
+        if self.dueling:
+            value = self.value(features).view(-1, 1, self.n_atoms)
+            return value + self.centered_advantage(features)
+        return self.q(features).view(-1, self.n_actions, self.n_atoms)
+
+
+class NatureCNNTrunk(BaseFeaturesExtractor):
+    """The convolutional layers of the Nature DQN network (Mnih et al. 2015), flattened, without the
+    512-unit fully connected layer of SB3's ``NatureCNN``: in Rainbow that layer belongs to the head,
+    where it can be noisy and split into dueling streams. Layers are created in the same order as
+    ``NatureCNN``'s, so ``CnnPolicy`` with every component off draws SB3 DQN's initial weights.
+
+    :param observation_space: channel-first image space
+    :param normalized_image: skip the uint8 and [0, 255] checks (images already normalized)
+    """
+
+    def __init__(self, observation_space: gym.Space, normalized_image: bool = False) -> None:
+        if not isinstance(observation_space, spaces.Box) or not is_image_space(
+            observation_space, check_channels=False, normalized_image=normalized_image
+        ):
+            raise ValueError(
+                f"NatureCNNTrunk needs a channel-first image Box observation space, got {observation_space}; "
+                "use MlpPolicy for vector observations, or normalize_images=False for float images"
+            )
+        n_channels = observation_space.shape[0]
+        cnn = nn.Sequential(
+            nn.Conv2d(n_channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with th.no_grad():
+            n_flatten = cnn(th.zeros(1, *observation_space.shape)).shape[1]
+        super().__init__(observation_space, n_flatten)
+        self.cnn = cnn
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.cnn(observations)

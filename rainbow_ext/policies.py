@@ -1,0 +1,261 @@
+"""Rainbow policies: SB3's DQN policies with a Rainbow head (dueling, noisy, distributional).
+
+``q_net(obs)`` returns expected Q-values ``[batch, n_actions]`` for every variant, so SB3's
+``predict`` and tooling written for SB3's DQN keep working; ``q_net.distribution(obs)`` returns the
+C51 return distribution.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+from rainbow_ext.layers import NatureCNNTrunk, RainbowHead, noise_disabled, noisy_layers, reset_noise
+
+# Network options that Rainbow forwards through ``policy_kwargs``.
+HEAD_OPTIONS = ("dueling", "noisy", "noisy_sigma0", "distributional", "n_atoms", "v_min", "v_max")
+
+
+class RainbowQNetwork(QNetwork):
+    """Q-network: features extractor (trunk) followed by a :class:`~rainbow_ext.layers.RainbowHead`.
+
+    It is a ``QNetwork`` so code typed against SB3's DQN accepts it, but it builds a Rainbow head in
+    place of QNetwork's plain MLP (QNetwork's constructor builds that MLP unconditionally, so this
+    class initialises ``BasePolicy`` directly).
+
+    :param dueling: dueling value/advantage streams
+    :param noisy: factorised NoisyLinear layers in the head
+    :param noisy_sigma0: initial noise scale of the noisy layers
+    :param distributional: C51 head with ``n_atoms`` atoms on ``[v_min, v_max]``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_sigma0: float = 0.5,
+        distributional: bool = False,
+        n_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+    ) -> None:
+        BasePolicy.__init__(
+            self,
+            observation_space,
+            action_space,
+            features_extractor=features_extractor,
+            normalize_images=normalize_images,
+        )
+        self.net_arch = [64, 64] if net_arch is None else net_arch
+        self.activation_fn = activation_fn
+        self.features_dim = features_dim
+        self.dueling = dueling
+        self.noisy = noisy
+        self.noisy_sigma0 = noisy_sigma0
+        self.distributional = distributional
+        self.n_atoms = n_atoms
+        self.v_min = v_min
+        self.v_max = v_max
+        self.head = RainbowHead(
+            features_dim,
+            int(action_space.n),
+            self.net_arch,
+            activation_fn,
+            dueling=dueling,
+            noisy=noisy,
+            noisy_sigma0=noisy_sigma0,
+            n_atoms=n_atoms if distributional else 1,
+        )
+        # C51 atoms z_i = v_min + i * (v_max - v_min) / (N - 1); derived from the options, not saved.
+        self.register_buffer("support", th.linspace(v_min, v_max, n_atoms), persistent=False)
+
+    def head_output(self, obs: PyTorchObs) -> th.Tensor:
+        """``[batch, n_actions, n_atoms]``: C51 logits, or Q-values with ``n_atoms == 1``."""
+        return self.head(self.extract_features(obs, self.features_extractor))
+
+    def q_values(self, head_output: th.Tensor) -> th.Tensor:
+        """Expected Q-values ``[batch, n_actions]`` from a :meth:`head_output`."""
+        if self.distributional:
+            return (head_output.softmax(dim=-1) * self.support).sum(dim=-1)
+        return head_output.squeeze(-1)
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        return self.q_values(self.head_output(obs))
+
+    def distribution(self, obs: PyTorchObs) -> th.Tensor:
+        """C51 return distribution: probabilities ``[batch, n_actions, n_atoms]`` over ``support``."""
+        if not self.distributional:
+            raise ValueError("distribution() needs distributional=True: this network predicts Q-values only")
+        return self.head_output(obs).softmax(dim=-1)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        # Greedy action; deterministic predictions use the mean network (noise off).
+        with noise_disabled(self) if deterministic else nullcontext():
+            return self(observation).argmax(dim=1).reshape(-1)
+
+    def reset_noise(self) -> None:
+        reset_noise(self)
+
+    def noise_sigma_mean(self) -> float:
+        """Mean |sigma| over the weights and biases of the noisy layers (0.0 when there are none)."""
+        sigmas = [p.detach().abs().flatten() for m in noisy_layers(self) for p in (m.weight_sigma, m.bias_sigma)]
+        return th.cat(sigmas).mean().item() if sigmas else 0.0
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update({option: getattr(self, option) for option in HEAD_OPTIONS})
+        return data
+
+
+class RainbowPolicy(DQNPolicy):
+    """DQN policy (online and target :class:`RainbowQNetwork`) for vector observations.
+
+    Extra keyword arguments are the head options (see :class:`RainbowQNetwork`). The optimizer
+    defaults to Adam with ``eps=1.5e-4`` (Hessel et al. 2018, table 1) unless ``optimizer_kwargs``
+    is given.
+    """
+
+    q_net: RainbowQNetwork
+    q_net_target: RainbowQNetwork
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_sigma0: float = 0.5,
+        distributional: bool = False,
+        n_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+    ) -> None:
+        # Read by make_q_net, which DQNPolicy.__init__ calls through _build, so set before it.
+        self.head_options = dict(
+            dueling=dueling,
+            noisy=noisy,
+            noisy_sigma0=noisy_sigma0,
+            distributional=distributional,
+            n_atoms=n_atoms,
+            v_min=v_min,
+            v_max=v_max,
+        )
+        if optimizer_kwargs is None:
+            optimizer_kwargs = {"eps": 1.5e-4}
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+        )
+
+    def make_q_net(self) -> RainbowQNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return RainbowQNetwork(**net_args, **self.head_options).to(self.device)
+
+    def reset_noise(self) -> None:
+        """Fresh, independent noise for the online and the target network."""
+        self.q_net.reset_noise()
+        self.q_net_target.reset_noise()
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.head_options)
+        return data
+
+
+MlpPolicy = RainbowPolicy
+
+
+class CnnPolicy(RainbowPolicy):
+    """Rainbow policy for images: the Nature convolutional trunk as features extractor, then the
+    head with one hidden layer of 512 units (Hessel et al. 2018), which can be noisy and dueling."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNNTrunk,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        **head_options: Any,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            [512] if net_arch is None else net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            **head_options,
+        )
+
+
+class MultiInputPolicy(RainbowPolicy):
+    """Rainbow policy for Dict observations (SB3's ``CombinedExtractor``, then the head)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        **head_options: Any,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            **head_options,
+        )

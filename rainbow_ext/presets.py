@@ -1,0 +1,41 @@
+"""Named component combinations, shared by the training, ablation and tuning commands.
+
+``dqn`` has every component off; ``double``, ``dueling``, ``noisy``, ``c51`` and ``nstep`` add one
+component to it; ``rainbow`` has them all; ``rainbow-no-<component>`` removes one (the ablations of
+Hessel et al. 2018, figure 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Each component and the constructor flags that switch it on.
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "double": {"double_q": True},
+    "dueling": {"dueling": True},
+    "noisy": {"noisy": True},
+    "c51": {"distributional": True},
+    "nstep": {"n_steps": 3},
+}
+_ALL_OFF: dict[str, Any] = {"double_q": False, "dueling": False, "noisy": False, "distributional": False, "n_steps": 1}
+_ALL_ON: dict[str, Any] = {key: value for flags in COMPONENTS.values() for key, value in flags.items()}
+
+
+def _build_presets() -> dict[str, dict[str, Any]]:
+    presets: dict[str, dict[str, Any]] = {"dqn": dict(_ALL_OFF)}
+    for name, flags in COMPONENTS.items():
+        presets[name] = {**_ALL_OFF, **flags}
+    presets["rainbow"] = dict(_ALL_ON)
+    for name, flags in COMPONENTS.items():
+        presets[f"rainbow-no-{name}"] = {**_ALL_ON, **{key: _ALL_OFF[key] for key in flags}}
+    return presets
+
+
+PRESETS: dict[str, dict[str, Any]] = _build_presets()
+
+
+def preset_flags(name: str) -> dict[str, Any]:
+    """The constructor flags of preset ``name`` (a copy); a ValueError lists the valid names."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])

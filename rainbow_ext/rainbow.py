@@ -1,0 +1,312 @@
+"""Rainbow (Hessel et al. 2018) as a subclass of SB3's DQN, with every component switchable."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, TypeVar
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+
+from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
+from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
+from rainbow_ext.presets import preset_flags
+
+SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
+
+# Per-sample losses, Q(s, a) of the taken actions, and the per-sample error that is logged.
+LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
+
+
+class Rainbow(DQN):
+    """
+    Rainbow: Combining Improvements in Deep Reinforcement Learning (Hessel et al. 2018),
+    https://arxiv.org/abs/1710.02298
+
+    SB3's DQN with six components, each switched by its own argument: ``double_q``, ``dueling``,
+    ``noisy``, ``distributional`` (C51), ``n_steps`` and ``prioritized``. With every component off
+    (``n_steps=1``, Adam's default ``eps``) it is exactly SB3's DQN. Defaults are full Rainbow, with
+    SB3 DQN's defaults for everything else. The arguments shared with DQN are documented there.
+
+    :param n_steps: n-step returns through SB3's ``NStepReplayBuffer`` (Sutton 1988; Rainbow uses 3)
+    :param exploration_fraction: as DQN's; ``None`` means DQN's default (0.1)
+    :param exploration_initial_eps: as DQN's; ``None`` means 1.0, or 0.0 when ``noisy``
+    :param exploration_final_eps: as DQN's; ``None`` means 0.05, or 0.0 when ``noisy``. With noisy
+        nets, epsilon-greedy is off unless one of the three exploration arguments is given.
+    :param double_q: Double DQN targets (van Hasselt et al. 2016): the online network picks a*,
+        the target network evaluates it
+    :param dueling: dueling head (Wang et al. 2016), per atom when distributional
+    :param noisy: factorised Gaussian NoisyLinear layers in the head (Fortunato et al. 2018)
+    :param noisy_sigma0: initial noise scale of the noisy layers
+    :param distributional: C51 (Bellemare et al. 2017) with a cross-entropy loss
+    :param n_atoms: number of C51 atoms
+    :param v_min: smallest atom of the C51 support
+    :param v_max: largest atom of the C51 support
+    :param prioritized: prioritized experience replay (Schaul et al. 2016); reserved, not yet available
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    q_net: RainbowQNetwork
+    q_net_target: RainbowQNetwork
+    policy: RainbowPolicy
+
+    def __init__(
+        self,
+        policy: str | type[RainbowPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 3,
+        target_update_interval: int = 10000,
+        exploration_fraction: float | None = None,
+        exploration_initial_eps: float | None = None,
+        exploration_final_eps: float | None = None,
+        max_grad_norm: float = 10,
+        double_q: bool = True,
+        dueling: bool = True,
+        noisy: bool = True,
+        noisy_sigma0: float = 0.5,
+        distributional: bool = True,
+        n_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        prioritized: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, prioritized, optimize_memory_usage)
+        head_options = dict(
+            dueling=dueling,
+            noisy=noisy,
+            noisy_sigma0=noisy_sigma0,
+            distributional=distributional,
+            n_atoms=n_atoms,
+            v_min=float(v_min),
+            v_max=float(v_max),
+        )
+        policy_kwargs = _merge_head_options(policy_kwargs, head_options)
+        if env is not None:
+            env = maybe_make_env(env, verbose)
+            _check_env(env, n_steps)
+
+        # Noisy nets explore by themselves: epsilon-greedy only when the user asks for it.
+        exploration_given = any(
+            eps is not None for eps in (exploration_fraction, exploration_initial_eps, exploration_final_eps)
+        )
+        if noisy and not exploration_given:
+            exploration_initial_eps = exploration_final_eps = 0.0
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=0.1 if exploration_fraction is None else exploration_fraction,
+            exploration_initial_eps=1.0 if exploration_initial_eps is None else exploration_initial_eps,
+            exploration_final_eps=0.05 if exploration_final_eps is None else exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.double_q = double_q
+        self.prioritized = prioritized
+        if _init_setup_model:
+            self._setup_model()
+
+    @classmethod
+    def from_preset(
+        cls: type[SelfRainbow],
+        name: str,
+        policy: str | type[RainbowPolicy],
+        env: GymEnv | str,
+        **overrides: Any,
+    ) -> SelfRainbow:
+        """Build the named preset (see :mod:`rainbow_ext.presets`); ``overrides`` win over its flags.
+
+        ``Rainbow.from_preset("rainbow-no-noisy", "MlpPolicy", "CartPole-v1", learning_rate=1e-3)``
+        """
+        flags = preset_flags(name)
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env", "_init_setup_model"}
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise ValueError(f"unknown argument(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")
+        return cls(policy, env, **{**flags, **overrides})
+
+    # The network options live in policy_kwargs (and so in the saved zip); these read them back.
+    @property
+    def dueling(self) -> bool:
+        return bool(self.policy_kwargs["dueling"])
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.policy_kwargs["noisy"])
+
+    @property
+    def distributional(self) -> bool:
+        return bool(self.policy_kwargs["distributional"])
+
+    def _next_actions(self, next_observations: th.Tensor, next_q_target: th.Tensor) -> th.Tensor:
+        """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
+        network selects a* and the target network evaluates it; otherwise the target does both."""
+        next_q = self.q_net(next_observations) if self.double_q else next_q_target
+        return next_q.argmax(dim=1, keepdim=True)
+
+    def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
+        """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        with th.no_grad():
+            next_q_target = self.q_net_target(data.next_observations)
+            next_actions = self._next_actions(data.next_observations, next_q_target)
+            next_q = next_q_target.gather(1, next_actions)
+            targets = data.rewards + (1 - data.dones) * discounts * next_q
+        q_taken = self.q_net(data.observations).gather(1, data.actions.long())
+        return huber_loss(q_taken, targets), q_taken.detach().squeeze(1), (targets - q_taken).detach().abs().squeeze(1)
+
+    def _categorical_terms(self, data: ReplayBufferSamples) -> LossTerms:
+        """C51: cross-entropy between the projected target distribution and the online one."""
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        n_atoms = self.q_net.support.shape[0]
+        with th.no_grad():
+            next_logits = self.q_net_target.head_output(data.next_observations)
+            next_actions = self._next_actions(data.next_observations, self.q_net_target.q_values(next_logits))
+            next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
+            target_probs = categorical_projection(
+                next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
+            )
+        logits = self.q_net.head_output(data.observations)
+        taken_logits = logits.gather(1, data.actions.long().unsqueeze(-1).expand(-1, 1, n_atoms)).squeeze(1)
+        losses = categorical_loss(taken_logits, target_probs)
+        q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)
+        return losses, q_taken, losses.detach()
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        loss_terms = self._categorical_terms if self.distributional else self._huber_terms
+
+        losses, q_means, error_means = [], [], []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            if self.noisy:
+                # Fresh noise every gradient step, drawn independently for the online and target nets.
+                self.policy.reset_noise()
+            sample_losses, q_taken, errors = loss_terms(replay_data)
+            loss = sample_losses.mean()
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+            losses.append(loss.detach())
+            q_means.append(q_taken.mean())
+            error_means.append(errors.mean())
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", th.stack(losses).mean().item())
+        self.logger.record("train/q_mean", th.stack(q_means).mean().item())
+        error_key = "train/cross_entropy" if self.distributional else "train/td_error_abs"
+        self.logger.record(error_key, th.stack(error_means).mean().item())
+        if self.noisy:
+            self.logger.record("train/noise_sigma_mean", self.q_net.noise_sigma_mean())
+
+    def learn(
+        self: SelfRainbow,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "Rainbow",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfRainbow:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+
+def _check_options(
+    n_steps: int,
+    noisy_sigma0: float,
+    n_atoms: int,
+    v_min: float,
+    v_max: float,
+    prioritized: bool,
+    optimize_memory_usage: bool,
+) -> None:
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if not noisy_sigma0 > 0:
+        raise ValueError(f"noisy_sigma0 must be > 0, got {noisy_sigma0!r}")
+    if not isinstance(n_atoms, int) or n_atoms < 2:
+        raise ValueError(f"n_atoms must be an integer >= 2, got {n_atoms!r}")
+    if not v_min < v_max:
+        raise ValueError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
+    if optimize_memory_usage and n_steps > 1:
+        raise ValueError("optimize_memory_usage=True needs n_steps=1: SB3's NStepReplayBuffer does not support it")
+    if prioritized:
+        raise NotImplementedError("prioritized=True: prioritized replay is not available yet; use prioritized=False")
+
+
+def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(policy_kwargs or {})
+    for key in HEAD_OPTIONS:
+        if key in merged and merged[key] != head_options[key]:
+            raise ValueError(
+                f"policy_kwargs[{key!r}]={merged[key]!r} conflicts with {key}={head_options[key]!r}; "
+                f"pass {key} as a Rainbow argument only"
+            )
+    merged.update(head_options)
+    return merged
+
+
+def _check_env(env: GymEnv, n_steps: int) -> None:
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(f"Rainbow needs a Discrete action space, got {env.action_space}")
+    if isinstance(env.observation_space, spaces.Dict) and n_steps > 1:
+        raise ValueError(
+            f"n_steps={n_steps} needs n_steps=1 with Dict observations: SB3's NStepReplayBuffer does not support them"
+        )
