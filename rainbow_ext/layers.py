@@ -6,6 +6,7 @@ combined as V + A - mean_a A) and ``distributional`` (``n_atoms`` outputs per ac
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,7 +117,7 @@ def mlp(
     variant draws the same initial weights as SB3's DQN for the same seed."""
     sizes = [in_dim, *net_arch, out_dim]
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(NoisyLinear(n_in, n_out, noisy_sigma0) if noisy else nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(activation_fn())

@@ -1,0 +1,111 @@
+"""Probe environments with known values (after Andy Jones, "Debugging RL, Without the Agonizing Pain").
+
+Each isolates one part of the learner: value fitting, observation dependence, bootstrapping through
+the discount, action dependence, and observation-action interaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class _Probe(gym.Env):
+    n_actions = 1
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Discrete(self.n_actions)
+        self._obs = 0.0
+
+    def _observation(self) -> np.ndarray:
+        return np.array([self._obs], dtype=np.float32)
+
+
+class ConstantReward(_Probe):
+    """Probe 1: one action, constant observation, reward 1, one step. V = 1."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self._observation(), {}
+
+    def step(self, action: int):
+        return self._observation(), 1.0, True, False, {}
+
+
+class ObservedReward(_Probe):
+    """Probe 2: observation +1 or -1 at random, reward equal to it, one step. V(o) = o."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._obs = float(self.np_random.choice([-1.0, 1.0]))
+        return self._observation(), {}
+
+    def step(self, action: int):
+        return self._observation(), self._obs, True, False, {}
+
+
+class TwoStep(_Probe):
+    """Probe 3: observation 0 then 1, reward 1 only at the end of the second step.
+    V(0) = gamma, V(1) = 1."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._obs = 0.0
+        return self._observation(), {}
+
+    def step(self, action: int):
+        if self._obs == 0.0:
+            self._obs = 1.0
+            return self._observation(), 0.0, False, False, {}
+        return self._observation(), 1.0, True, False, {}
+
+
+class ActionReward(_Probe):
+    """Probe 4: two actions, constant observation, reward -1 for action 0 and +1 for action 1.
+    Q(., 0) = -1, Q(., 1) = 1."""
+
+    n_actions = 2
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self._observation(), {}
+
+    def step(self, action: int):
+        return self._observation(), 1.0 if action == 1 else -1.0, True, False, {}
+
+
+class MatchObservation(_Probe):
+    """Probe 5: observation 0 or 1 at random, two actions, reward +1 when the action equals the
+    observation and -1 otherwise. Q(o, o) = 1, Q(o, 1 - o) = -1."""
+
+    n_actions = 2
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._obs = float(self.np_random.integers(2))
+        return self._observation(), {}
+
+    def step(self, action: int):
+        return self._observation(), 1.0 if action == int(self._obs) else -1.0, True, False, {}
+
+
+def expected_q(probe: type[_Probe], gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Observations to query, ``[k, 1]``, and their true Q-values, ``[k, n_actions]``."""
+    if probe is ConstantReward:
+        return np.array([[0.0]]), np.array([[1.0]])
+    if probe is ObservedReward:
+        return np.array([[-1.0], [1.0]]), np.array([[-1.0], [1.0]])
+    if probe is TwoStep:
+        return np.array([[0.0], [1.0]]), np.array([[gamma], [1.0]])
+    if probe is ActionReward:
+        return np.array([[0.0]]), np.array([[-1.0, 1.0]])
+    if probe is MatchObservation:
+        return np.array([[0.0], [1.0]]), np.array([[1.0, -1.0], [-1.0, 1.0]])
+    raise KeyError(probe)
+
+
+PROBES = [ConstantReward, ObservedReward, TwoStep, ActionReward, MatchObservation]

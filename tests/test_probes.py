@@ -1,0 +1,42 @@
+"""Every preset learns the value of every probe environment (tests/probes.py) to within TOLERANCE."""
+
+import numpy as np
+import pytest
+import torch as th
+from probes import PROBES, expected_q
+
+from rainbow_ext import PRESETS, Rainbow
+from rainbow_ext.layers import noise_disabled
+
+GAMMA = 0.9
+TOLERANCE = 0.1  # max |Q - Q*| over the probe's observations and actions, noise off
+STEPS = 1600
+HYPERPARAMS = dict(
+    learning_rate=3e-3,
+    buffer_size=5_000,
+    learning_starts=200,
+    batch_size=32,
+    train_freq=4,
+    gradient_steps=4,
+    target_update_interval=100,
+    gamma=GAMMA,
+    # A constant epsilon for every preset, noisy ones included: the probes check value learning,
+    # so every action must keep being tried.
+    exploration_initial_eps=0.5,
+    exploration_final_eps=0.5,
+    policy_kwargs=dict(net_arch=[32]),
+    seed=0,
+)
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_preset_learns_probe(preset: str, probe: type) -> None:
+    model = Rainbow.from_preset(preset, "MlpPolicy", probe(), **HYPERPARAMS).learn(STEPS)
+    observations, q_true = expected_q(probe, GAMMA)
+    with th.no_grad(), noise_disabled(model.q_net):
+        q = model.q_net(th.as_tensor(observations, dtype=th.float32)).numpy()
+    np.testing.assert_allclose(q, q_true, atol=TOLERANCE)
+    # The greedy policy follows the values.
+    actions, _ = model.predict(observations.astype(np.float32), deterministic=True)
+    np.testing.assert_array_equal(actions, q_true.argmax(axis=1))
