@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
@@ -150,6 +152,18 @@ class Rainbow(DQN):
         self.prioritized = prioritized
         if _init_setup_model:
             self._setup_model()
+
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, NStepReplayBuffer):
+            # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
+            # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
+            # Any n-step buffer gets them here, without the misleading warning.
+            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning)
+                super()._setup_model()
+        else:
+            super()._setup_model()
 
     @classmethod
     def from_preset(

@@ -124,7 +124,7 @@ def test_cnn_dqn_preset_matches_sb3_cnn_architecture() -> None:
     our_params = [p.shape for p in ours.q_net.parameters()]
     assert sb3_params == our_params
     # Same seed, same layer order: the same initial weights.
-    for a, b in zip(sb3.q_net.parameters(), ours.q_net.parameters()):
+    for a, b in zip(sb3.q_net.parameters(), ours.q_net.parameters(), strict=True):
         th.testing.assert_close(a, b, atol=0, rtol=0)
 
 

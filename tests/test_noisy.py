@@ -1,5 +1,6 @@
 """Noisy nets (Fortunato et al. 2018): the layer itself, and noise that survives SB3's mode switches."""
 
+import itertools
 import math
 
 import numpy as np
@@ -9,8 +10,14 @@ import torch as th
 from rainbow_ext import NoisyLinear, Rainbow
 from rainbow_ext.layers import noise_disabled, noisy_layers
 
-SMALL = dict(learning_starts=50, buffer_size=1_000, train_freq=4, target_update_interval=50, seed=1,
-             policy_kwargs=dict(net_arch=[16]))
+SMALL = dict(
+    learning_starts=50,
+    buffer_size=1_000,
+    train_freq=4,
+    target_update_interval=50,
+    seed=1,
+    policy_kwargs=dict(net_arch=[16]),
+)
 
 
 def test_initialisation_follows_the_paper() -> None:
@@ -114,10 +121,10 @@ def test_noise_is_on_while_collecting_and_in_target_computation() -> None:
     assert len(target) > 50 and all(noisy for _, noisy, _ in target)
     # Fresh target noise at every gradient step.
     target_eps = [eps for _, _, eps in target]
-    assert all(not th.equal(a, b) for a, b in zip(target_eps, target_eps[1:]))
+    assert all(not th.equal(a, b) for a, b in itertools.pairwise(target_eps))
     # Online and target noise are drawn independently.
     training_eps = [eps for training, _, eps in online if training]
-    assert not any(th.equal(a, b) for a, b in zip(training_eps[::2], target_eps))
+    assert not any(th.equal(a, b) for a, b in zip(training_eps[::2], target_eps, strict=True))
 
 
 def test_noise_scale_is_logged_and_learned() -> None:

@@ -1,0 +1,80 @@
+"""Save/load in SB3's zip format for every preset, multi-env training, replay buffer round trip."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.env_util import make_vec_env
+
+from rainbow_ext import PRESETS, Rainbow
+from rainbow_ext.policies import RainbowPolicy
+
+SMALL = dict(
+    learning_starts=64,
+    buffer_size=2_000,
+    train_freq=2,
+    target_update_interval=64,
+    batch_size=16,
+    policy_kwargs=dict(net_arch=[32]),
+    seed=3,
+)
+FLAGS = ("double_q", "dueling", "noisy", "distributional", "n_steps", "prioritized", "exploration_final_eps")
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_four_envs_then_save_and_load(preset: str, tmp_path: Path) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=4, seed=0)
+    model = Rainbow.from_preset(preset, "MlpPolicy", env, **SMALL).learn(600)
+    assert model.num_timesteps == 600 and model._n_updates > 0
+    path = tmp_path / "model.zip"
+    model.save(path)
+
+    loaded = Rainbow.load(path, env=env)
+    for flag in FLAGS:
+        assert getattr(loaded, flag) == getattr(model, flag), flag
+    assert loaded.policy_kwargs == model.policy_kwargs
+    for (name, a), (_, b) in zip(model.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=True):
+        th.testing.assert_close(a, b, msg=name)
+    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    # Training goes on after loading.
+    loaded.learn(200, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 800
+
+
+def test_policy_saves_and_loads_alone(tmp_path: Path) -> None:
+    model = Rainbow("MlpPolicy", "CartPole-v1", n_atoms=21, v_min=-5, v_max=30, noisy_sigma0=0.3, **SMALL)
+    model.policy.save(tmp_path / "policy.pt")
+    policy = RainbowPolicy.load(tmp_path / "policy.pt")
+    assert policy.q_net.n_atoms == 21 and policy.q_net.v_max == 30 and policy.q_net.noisy_sigma0 == 0.3
+    th.testing.assert_close(policy.q_net.support, th.linspace(-5, 30, 21))
+    obs = th.randn(8, 4)
+    th.testing.assert_close(
+        policy.predict(obs.numpy(), deterministic=True)[0], model.policy.predict(obs.numpy(), deterministic=True)[0]
+    )
+
+
+def test_replay_buffer_round_trip(tmp_path: Path) -> None:
+    model = Rainbow("MlpPolicy", "CartPole-v1", **SMALL).learn(300)
+    assert isinstance(model.replay_buffer, NStepReplayBuffer) and model.replay_buffer.n_steps == 3
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = Rainbow.load(_saved(model, tmp_path), env=model.get_env())
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert loaded.replay_buffer.size() == model.replay_buffer.size() == 300
+    assert loaded.replay_buffer.n_steps == 3 and loaded.replay_buffer.gamma == model.gamma
+    np.testing.assert_array_equal(loaded.replay_buffer.observations, model.replay_buffer.observations)
+    np.random.seed(0)
+    a = model.replay_buffer.sample(32)
+    np.random.seed(0)
+    b = loaded.replay_buffer.sample(32)
+    for x, y in zip(a, b, strict=True):
+        if x is not None:
+            th.testing.assert_close(x, y)
+
+
+def _saved(model: Rainbow, tmp_path: Path) -> Path:
+    path = tmp_path / "model.zip"
+    model.save(path)
+    return path
