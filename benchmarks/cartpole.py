@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from rainbow_ext import Rainbow
+from rainbow_ext.train import HYPERPARAMS
 
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475.0
@@ -40,15 +41,9 @@ DQN_ZOO: dict[str, Any] = dict(
     exploration_final_eps=0.04,
     policy_kwargs=dict(net_arch=[256, 256]),
 )
-# Rainbow on the same schedule; C51 support covering discounted returns of up to 1 / (1 - gamma) = 100.
-RAINBOW: dict[str, Any] = dict(
-    DQN_ZOO,
-    exploration_fraction=None,
-    exploration_final_eps=None,
-    v_min=0.0,
-    v_max=100.0,
-    policy_kwargs=dict(net_arch=[256, 256]),
-)
+# Rainbow: the CartPole-v1 entry that `python -m rainbow_ext.train` uses (rl-zoo3's DQN schedule,
+# C51 support [0, 100]); the flags come from the preset.
+RAINBOW: dict[str, Any] = {k: v for k, v in HYPERPARAMS[ENV_ID].items() if k != "n_timesteps"}
 
 
 def run(algo: str, seed: int, steps: int, eval_freq: int, eval_episodes: int) -> dict[str, Any]:
