@@ -214,6 +214,9 @@ class CnnPolicy(RainbowPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         **head_options: Any,
     ) -> None:
+        if not normalize_images:
+            # SB3 tells NatureCNN about already-normalized images by class; tell the trunk the same way.
+            features_extractor_kwargs = {"normalized_image": True, **(features_extractor_kwargs or {})}
         super().__init__(
             observation_space,
             action_space,

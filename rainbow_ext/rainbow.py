@@ -109,9 +109,11 @@ class Rainbow(DQN):
             v_max=float(v_max),
         )
         policy_kwargs = _merge_head_options(policy_kwargs, head_options)
+        _check_replay_buffer_kwargs(replay_buffer_kwargs, n_steps, gamma)
         if env is not None:
             env = maybe_make_env(env, verbose)
-            _check_env(env, n_steps)
+            if not isinstance(env.action_space, spaces.Discrete):
+                raise ValueError(f"Rainbow needs a Discrete action space, got {env.action_space}")
 
         # Noisy nets explore by themselves: epsilon-greedy only when the user asks for it.
         exploration_given = any(
@@ -154,6 +156,12 @@ class Rainbow(DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        # Checked here rather than in __init__: SB3's load restores the saved n_steps just before this.
+        if isinstance(self.observation_space, spaces.Dict) and self.n_steps > 1:
+            raise ValueError(
+                f"n_steps={self.n_steps} needs n_steps=1 with Dict observations: "
+                "SB3's NStepReplayBuffer does not support them"
+            )
         if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, NStepReplayBuffer):
             # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
             # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
@@ -183,6 +191,14 @@ class Rainbow(DQN):
         if unknown:
             raise ValueError(f"unknown argument(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")
         return cls(policy, env, **{**flags, **overrides})
+
+    @classmethod
+    def load(cls: type[SelfRainbow], path: Any, env: GymEnv | None = None, **kwargs: Any) -> SelfRainbow:  # type: ignore[override]
+        """SB3's ``load``. The head options are part of the saved network and cannot change here."""
+        fixed = sorted(set(kwargs) & set(HEAD_OPTIONS))
+        if fixed:
+            raise ValueError(f"{fixed} cannot change at load: they define the saved network; build a new model instead")
+        return super().load(path, env=env, **kwargs)
 
     # The network options live in policy_kwargs (and so in the saved zip); these read them back.
     @property
@@ -317,10 +333,10 @@ def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict
     return merged
 
 
-def _check_env(env: GymEnv, n_steps: int) -> None:
-    if not isinstance(env.action_space, spaces.Discrete):
-        raise ValueError(f"Rainbow needs a Discrete action space, got {env.action_space}")
-    if isinstance(env.observation_space, spaces.Dict) and n_steps > 1:
-        raise ValueError(
-            f"n_steps={n_steps} needs n_steps=1 with Dict observations: SB3's NStepReplayBuffer does not support them"
-        )
+def _check_replay_buffer_kwargs(replay_buffer_kwargs: dict[str, Any] | None, n_steps: int, gamma: float) -> None:
+    for key, value in (("n_steps", n_steps), ("gamma", gamma)):
+        if replay_buffer_kwargs and key in replay_buffer_kwargs and replay_buffer_kwargs[key] != value:
+            raise ValueError(
+                f"replay_buffer_kwargs[{key!r}]={replay_buffer_kwargs[key]!r} conflicts with {key}={value!r}; "
+                f"pass {key} as a Rainbow argument only"
+            )

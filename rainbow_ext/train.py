@@ -76,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         model = Rainbow.from_preset(
             args.algo, "MlpPolicy", env, seed=args.seed, device=args.device, verbose=args.verbose, **hyperparams
         )
-    except (ValueError, TypeError, gym.error.Error) as error:  # bad flags, params or env id: exit 2
+    except (
+        ValueError,
+        TypeError,
+        NotImplementedError,
+        gym.error.Error,
+    ) as error:  # bad flags, params or env id: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -93,6 +93,25 @@ class MatchObservation(_Probe):
         return self._observation(), 1.0 if action == int(self._obs) else -1.0, True, False, {}
 
 
+class Chain(_Probe):
+    """Probe 6: four steps with observations 0, 1/3, 2/3, 1 and reward 1 only at the end.
+    V(k / 3) = gamma^(3 - k): with n = 3 the first state bootstraps from the last after gamma^3."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._step = 0
+        return self._chain_observation(), {}
+
+    def _chain_observation(self) -> np.ndarray:
+        return np.array([self._step / 3], dtype=np.float32)
+
+    def step(self, action: int):
+        self._step += 1
+        if self._step == 4:
+            return self._chain_observation(), 1.0, True, False, {}
+        return self._chain_observation(), 0.0, False, False, {}
+
+
 def expected_q(probe: type[_Probe], gamma: float) -> tuple[np.ndarray, np.ndarray]:
     """Observations to query, ``[k, 1]``, and their true Q-values, ``[k, n_actions]``."""
     if probe is ConstantReward:
@@ -105,7 +124,9 @@ def expected_q(probe: type[_Probe], gamma: float) -> tuple[np.ndarray, np.ndarra
         return np.array([[0.0]]), np.array([[-1.0, 1.0]])
     if probe is MatchObservation:
         return np.array([[0.0], [1.0]]), np.array([[1.0, -1.0], [-1.0, 1.0]])
+    if probe is Chain:
+        return np.array([[0.0], [1 / 3], [2 / 3], [1.0]]), np.array([[gamma**3], [gamma**2], [gamma], [1.0]])
     raise KeyError(probe)
 
 
-PROBES = [ConstantReward, ObservedReward, TwoStep, ActionReward, MatchObservation]
+PROBES = [ConstantReward, ObservedReward, TwoStep, ActionReward, MatchObservation, Chain]

@@ -140,11 +140,70 @@ class _DictEnv(gym.Env):
         return self.observation_space.sample(), float(action), self.np_random.random() < 0.2, False, {}
 
 
-def test_multi_input_policy() -> None:
+def test_multi_input_policy_trains_saves_and_reloads(tmp_path) -> None:
     model = Rainbow("MultiInputPolicy", _DictEnv(), n_steps=1, **SMALL).learn(150)
-    obs = _DictEnv.observation_space.sample()
-    action, _ = model.predict(obs, deterministic=True)
-    assert action in (0, 1)
+    model.save(tmp_path / "dict.zip")
+    loaded = Rainbow.load(tmp_path / "dict.zip", env=_DictEnv())  # with its env, to train on
+    loaded.learn(60, reset_num_timesteps=False)
+    assert loaded.num_timesteps >= 210  # continues from 150 (SB3 collects train_freq steps at a time)
+    obs = {"a": np.random.default_rng(0).uniform(-1, 1, size=(16, 3)).astype(np.float32), "b": np.arange(16) % 4}
+    actions, _ = model.predict(obs, deterministic=True)
+    obs_tensor, _ = model.policy.obs_to_tensor(obs)
+    with th.no_grad(), noise_disabled(model.q_net):
+        np.testing.assert_array_equal(actions, model.q_net(obs_tensor).argmax(dim=1).numpy())
+
+
+class _FloatImageEnv(_ImageEnv):
+    observation_space = spaces.Box(0.0, 1.0, shape=(2, 40, 40), dtype=np.float32)
+
+
+def test_cnn_policy_accepts_normalized_float_images() -> None:
+    model = Rainbow("CnnPolicy", _FloatImageEnv(), policy_kwargs=dict(normalize_images=False), **SMALL)
+    obs = th.rand(3, 2, 40, 40)
+    # Not rescaled by 1/255: the trunk sees the observation as it is.
+    th.testing.assert_close(
+        model.q_net.extract_features(obs, model.q_net.features_extractor), model.q_net.features_extractor(obs)
+    )
+
+
+def test_categorical_loss_matches_a_per_atom_reference() -> None:
+    """The whole C51 step: a* from the online net (double), the target net's distribution at a*,
+    projection with per-sample discounts and terminals, cross-entropy at the taken actions."""
+    th.manual_seed(0)
+    support = np.linspace(-2, 2, 11)
+    model = Rainbow("MlpPolicy", "CartPole-v1", buffer_size=100, n_atoms=11, v_min=-2, v_max=2, noisy=False)
+    with th.no_grad():  # make the target network disagree with the online one
+        for p in model.q_net_target.parameters():
+            p.add_(0.3 * th.randn_like(p))
+    batch = 8
+    data = ReplayBufferSamples(
+        observations=th.randn(batch, 4),
+        actions=th.randint(0, 2, (batch, 1)),
+        next_observations=th.randn(batch, 4),
+        dones=th.tensor([[0.0], [1.0], [0.0], [0.0], [1.0], [0.0], [0.0], [0.0]]),
+        rewards=th.randn(batch, 1),
+        discounts=th.tensor([[0.9], [0.9], [0.81], [0.729], [0.9], [0.9], [0.729], [0.81]]),
+    )
+    losses, _, _ = model._categorical_terms(data)
+    with th.no_grad():
+        next_actions = model.q_net(data.next_observations).argmax(dim=1).numpy()
+        assert (next_actions != model.q_net_target(data.next_observations).argmax(dim=1).numpy()).any()
+        target_dist = model.q_net_target.distribution(data.next_observations).numpy()
+        log_probs = th.log_softmax(model.q_net.head_output(data.observations), dim=-1).numpy()
+    for i in range(batch):
+        target = np.zeros(11)
+        for j, z in enumerate(support):
+            r, done, discount = data.rewards[i, 0].item(), data.dones[i, 0].item(), data.discounts[i, 0].item()
+            b = (np.clip(r + (1 - done) * discount * z, -2, 2) + 2) / 0.4
+            lo, hi = int(np.floor(b)), int(np.ceil(b))
+            p = target_dist[i, next_actions[i], j]
+            if lo == hi:
+                target[lo] += p
+            else:
+                target[lo] += p * (hi - b)
+                target[hi] += p * (b - lo)
+        expected = -(target * log_probs[i, data.actions[i, 0]]).sum()
+        assert losses[i].item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_noise_disabled_q_values_are_the_mean_network() -> None:

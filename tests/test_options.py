@@ -91,3 +91,16 @@ def test_explicit_n_step_buffer_gets_n_steps_without_warning() -> None:
         warnings.simplefilter("error")
         model = Rainbow("MlpPolicy", "CartPole-v1", n_steps=4, gamma=0.9, replay_buffer_class=NStepReplayBuffer)
     assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (4, 0.9)
+
+
+def test_replay_buffer_kwargs_must_agree_with_rainbow_arguments() -> None:
+    with pytest.raises(ValueError, match=r"replay_buffer_kwargs\['n_steps'\]=5 conflicts with n_steps=3"):
+        Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_class=NStepReplayBuffer, replay_buffer_kwargs=dict(n_steps=5))
+    with pytest.raises(ValueError, match=r"replay_buffer_kwargs\['gamma'\]=0.9 conflicts with gamma=0.99"):
+        Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_kwargs=dict(gamma=0.9))
+
+
+def test_load_refuses_to_change_the_network(tmp_path) -> None:
+    Rainbow("MlpPolicy", "CartPole-v1", buffer_size=100).save(tmp_path / "m.zip")
+    with pytest.raises(ValueError, match=r"\['noisy'\] cannot change at load"):
+        Rainbow.load(tmp_path / "m.zip", noisy=False)

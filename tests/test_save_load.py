@@ -61,9 +61,13 @@ def test_replay_buffer_round_trip(tmp_path: Path) -> None:
     assert isinstance(model.replay_buffer, NStepReplayBuffer) and model.replay_buffer.n_steps == 3
     model.save_replay_buffer(tmp_path / "buffer.pkl")
     loaded = Rainbow.load(_saved(model, tmp_path), env=model.get_env())
+    # The reloaded model builds its own n-step buffer from the saved n_steps and gamma ...
+    assert isinstance(loaded.replay_buffer, NStepReplayBuffer)
+    assert (loaded.replay_buffer.n_steps, loaded.replay_buffer.gamma) == (3, model.gamma)
+    assert loaded.replay_buffer.size() == 0
+    # ... and then takes the saved transitions.
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
     assert loaded.replay_buffer.size() == model.replay_buffer.size() == 300
-    assert loaded.replay_buffer.n_steps == 3 and loaded.replay_buffer.gamma == model.gamma
     np.testing.assert_array_equal(loaded.replay_buffer.observations, model.replay_buffer.observations)
     np.random.seed(0)
     a = model.replay_buffer.sample(32)
