@@ -24,6 +24,10 @@ SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
 
 
+def _head_option(name: str) -> property:
+    return property(lambda self: self.policy_kwargs[name], doc=f"``{name}``, as passed to the policy")
+
+
 class Rainbow(DQN):
     """
     Rainbow: Combining Improvements in Deep Reinforcement Learning (Hessel et al. 2018),
@@ -200,18 +204,14 @@ class Rainbow(DQN):
             raise ValueError(f"{fixed} cannot change at load: they define the saved network; build a new model instead")
         return super().load(path, env=env, **kwargs)
 
-    # The network options live in policy_kwargs (and so in the saved zip); these read them back.
-    @property
-    def dueling(self) -> bool:
-        return bool(self.policy_kwargs["dueling"])
-
-    @property
-    def noisy(self) -> bool:
-        return bool(self.policy_kwargs["noisy"])
-
-    @property
-    def distributional(self) -> bool:
-        return bool(self.policy_kwargs["distributional"])
+    # The head options live in policy_kwargs (and so in the saved zip); read-only views of them:
+    dueling: bool = _head_option("dueling")  # type: ignore[assignment]
+    noisy: bool = _head_option("noisy")  # type: ignore[assignment]
+    noisy_sigma0: float = _head_option("noisy_sigma0")  # type: ignore[assignment]
+    distributional: bool = _head_option("distributional")  # type: ignore[assignment]
+    n_atoms: int = _head_option("n_atoms")  # type: ignore[assignment]
+    v_min: float = _head_option("v_min")  # type: ignore[assignment]
+    v_max: float = _head_option("v_max")  # type: ignore[assignment]
 
     def _next_actions(self, next_observations: th.Tensor, next_q_target: th.Tensor) -> th.Tensor:
         """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
