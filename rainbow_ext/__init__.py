@@ -1,5 +1,6 @@
 """Rainbow (Hessel et al. 2018) for Stable-Baselines3, with every component switchable."""
 
+from rainbow_ext.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from rainbow_ext.layers import NatureCNNTrunk, NoisyLinear
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import PRESETS, preset_flags
@@ -14,6 +15,8 @@ __all__ = [
     "MultiInputPolicy",
     "NatureCNNTrunk",
     "NoisyLinear",
+    "PrioritizedReplayBuffer",
+    "PrioritizedReplayBufferSamples",
     "Rainbow",
     "RainbowPolicy",
     "RainbowQNetwork",

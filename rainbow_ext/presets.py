@@ -1,6 +1,6 @@
 """Named component combinations, shared by the training, ablation and tuning commands.
 
-``dqn`` has every component off; ``double``, ``dueling``, ``noisy``, ``c51`` and ``nstep`` add one
+``dqn`` has every component off; ``double``, ``dueling``, ``noisy``, ``c51``, ``nstep`` and ``per`` add one
 component to it; ``rainbow`` has them all; ``rainbow-no-<component>`` removes one (the ablations of
 Hessel et al. 2018, figure 3).
 """
@@ -16,8 +16,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "noisy": {"noisy": True},
     "c51": {"distributional": True},
     "nstep": {"n_steps": 3},
+    "per": {"prioritized": True},
 }
-_ALL_OFF: dict[str, Any] = {"double_q": False, "dueling": False, "noisy": False, "distributional": False, "n_steps": 1}
+_ALL_OFF: dict[str, Any] = {
+    "double_q": False,
+    "dueling": False,
+    "noisy": False,
+    "distributional": False,
+    "n_steps": 1,
+    "prioritized": False,
+}
 _ALL_ON: dict[str, Any] = {key: value for flags in COMPONENTS.values() for key, value in flags.items()}
 
 

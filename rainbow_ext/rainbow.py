@@ -14,6 +14,7 @@ from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
+from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
@@ -37,6 +38,7 @@ class Rainbow(DQN):
     ``noisy``, ``distributional`` (C51), ``n_steps`` and ``prioritized``. With every component off
     (``n_steps=1``, Adam's default ``eps``) it is exactly SB3's DQN. Defaults are full Rainbow, with
     SB3 DQN's defaults for everything else. The arguments shared with DQN are documented there.
+    (``replay_buffer_kwargs`` must not set ``n_steps`` or ``gamma``: Rainbow forwards its own.)
 
     :param n_steps: n-step returns through SB3's ``NStepReplayBuffer`` (Sutton 1988; Rainbow uses 3)
     :param exploration_fraction: as DQN's; ``None`` means DQN's default (0.1)
@@ -52,7 +54,12 @@ class Rainbow(DQN):
     :param n_atoms: number of C51 atoms
     :param v_min: smallest atom of the C51 support
     :param v_max: largest atom of the C51 support
-    :param prioritized: prioritized experience replay (Schaul et al. 2016); reserved, not yet available
+    :param prioritized: prioritized experience replay (Schaul et al. 2016) through
+        :class:`~rainbow_ext.buffers.PrioritizedReplayBuffer`: importance-weighted losses, priorities
+        from the per-sample loss (C51 cross-entropy, else |TD error|)
+    :param per_alpha: prioritization exponent
+    :param per_beta0: importance-sampling exponent at the start; it grows linearly to 1 over the run
+    :param per_eps: added to priorities so that every transition can be sampled
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -93,7 +100,10 @@ class Rainbow(DQN):
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
-        prioritized: bool = False,
+        prioritized: bool = True,
+        per_alpha: float = 0.5,
+        per_beta0: float = 0.4,
+        per_eps: float = 1e-6,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -102,7 +112,8 @@ class Rainbow(DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, prioritized, optimize_memory_usage)
+        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage)
+        _check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
         head_options = dict(
             dueling=dueling,
             noisy=noisy,
@@ -156,6 +167,9 @@ class Rainbow(DQN):
         )
         self.double_q = double_q
         self.prioritized = prioritized
+        self.per_alpha = per_alpha
+        self.per_beta0 = per_beta0
+        self.per_eps = per_eps
         if _init_setup_model:
             self._setup_model()
 
@@ -166,6 +180,14 @@ class Rainbow(DQN):
                 f"n_steps={self.n_steps} needs n_steps=1 with Dict observations: "
                 "SB3's NStepReplayBuffer does not support them"
             )
+        if self.prioritized:
+            if isinstance(self.observation_space, spaces.Dict):
+                raise ValueError(
+                    "prioritized=True is not available with Dict observations (PrioritizedReplayBuffer builds on "
+                    "SB3's NStepReplayBuffer, which does not support them); pass prioritized=False"
+                )
+            self.replay_buffer_class = self.replay_buffer_class or PrioritizedReplayBuffer
+            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
         if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, NStepReplayBuffer):
             # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
             # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
@@ -247,10 +269,16 @@ class Rainbow(DQN):
         q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)
         return losses, q_taken, losses.detach()
 
+    def _per_beta(self) -> float:
+        """Importance-sampling exponent, linear from ``per_beta0`` to 1 over the run (Schaul et al. 2016)."""
+        return self.per_beta0 + (1.0 - self.per_beta0) * (1.0 - self._current_progress_remaining)
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         loss_terms = self._categorical_terms if self.distributional else self._huber_terms
+        if self.prioritized:
+            self.replay_buffer.beta = self._per_beta()  # type: ignore[union-attr]
 
         losses, q_means, error_means = [], [], []
         for _ in range(gradient_steps):
@@ -259,12 +287,17 @@ class Rainbow(DQN):
                 # Fresh noise every gradient step, drawn independently for the online and target nets.
                 self.policy.reset_noise()
             sample_losses, q_taken, errors = loss_terms(replay_data)
-            loss = sample_losses.mean()
+            # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
+            weighted = replay_data.weights * sample_losses if self.prioritized else sample_losses  # type: ignore[union-attr]
+            loss = weighted.mean()
 
             self.policy.optimizer.zero_grad()
             loss.backward()
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
+            if self.prioritized:
+                # New priorities: the per-sample loss that drives learning (C51: cross-entropy, else |TD|).
+                self.replay_buffer.update_priorities(replay_data.indices, errors)  # type: ignore[union-attr]
 
             losses.append(loss.detach())
             q_means.append(q_taken.mean())
@@ -278,6 +311,8 @@ class Rainbow(DQN):
         self.logger.record(error_key, th.stack(error_means).mean().item())
         if self.noisy:
             self.logger.record("train/noise_sigma_mean", self.q_net.noise_sigma_mean())
+        if self.prioritized:
+            self.logger.record("train/per_beta", self.replay_buffer.beta)  # type: ignore[union-attr]
 
     def learn(
         self: SelfRainbow,
@@ -304,7 +339,6 @@ def _check_options(
     n_atoms: int,
     v_min: float,
     v_max: float,
-    prioritized: bool,
     optimize_memory_usage: bool,
 ) -> None:
     if not isinstance(n_steps, int) or n_steps < 1:
@@ -317,8 +351,20 @@ def _check_options(
         raise ValueError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
     if optimize_memory_usage and n_steps > 1:
         raise ValueError("optimize_memory_usage=True needs n_steps=1: SB3's NStepReplayBuffer does not support it")
-    if prioritized:
-        raise NotImplementedError("prioritized=True: prioritized replay is not available yet; use prioritized=False")
+
+
+def _check_prioritized(
+    prioritized: bool, alpha: float, beta0: float, eps: float, replay_buffer_class: type | None
+) -> None:
+    for name, value in (("per_alpha", alpha), ("per_beta0", beta0)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    if not eps > 0:
+        raise ValueError(f"per_eps must be > 0, got {eps!r}")
+    if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedReplayBuffer):
+        raise ValueError(
+            f"prioritized=True needs a PrioritizedReplayBuffer, got replay_buffer_class={replay_buffer_class.__name__}"
+        )
 
 
 def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:

@@ -141,7 +141,7 @@ class _DictEnv(gym.Env):
 
 
 def test_multi_input_policy_trains_saves_and_reloads(tmp_path) -> None:
-    model = Rainbow("MultiInputPolicy", _DictEnv(), n_steps=1, **SMALL).learn(150)
+    model = Rainbow("MultiInputPolicy", _DictEnv(), n_steps=1, prioritized=False, **SMALL).learn(150)
     model.save(tmp_path / "dict.zip")
     loaded = Rainbow.load(tmp_path / "dict.zip", env=_DictEnv())  # with its env, to train on
     loaded.learn(60, reset_num_timesteps=False)

@@ -13,17 +13,17 @@ COMPONENT_FLAGS = {"double": "double_q", "dueling": "dueling", "noisy": "noisy",
 
 def _components(flags: dict) -> set[str]:
     on = {name for name, flag in COMPONENT_FLAGS.items() if flags[flag]}
-    return on | ({"nstep"} if flags["n_steps"] > 1 else set())
+    return on | ({"nstep"} if flags["n_steps"] > 1 else set()) | ({"per"} if flags["prioritized"] else set())
 
 
 def test_preset_registry() -> None:
-    everything = {"double", "dueling", "noisy", "c51", "nstep"}
+    everything = {"double", "dueling", "noisy", "c51", "nstep", "per"}
     assert _components(PRESETS["dqn"]) == set()
     assert _components(PRESETS["rainbow"]) == everything
     for component in everything:
         assert _components(PRESETS[component]) == {component}
         assert _components(PRESETS[f"rainbow-no-{component}"]) == everything - {component}
-    assert len(PRESETS) == 12
+    assert len(PRESETS) == 14
     assert PRESETS["rainbow"]["n_steps"] == 3
 
 
@@ -41,8 +41,8 @@ def test_preset_flags_is_a_copy() -> None:
 
 
 def test_unknown_preset_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"unknown preset 'rainbow-no-per'.*rainbow-no-noisy"):
-        Rainbow.from_preset("rainbow-no-per", "MlpPolicy", "CartPole-v1")
+    with pytest.raises(ValueError, match=r"unknown preset 'rainbow-no-prioritized'.*rainbow-no-per"):
+        Rainbow.from_preset("rainbow-no-prioritized", "MlpPolicy", "CartPole-v1")
 
 
 def test_unknown_flag_lists_valid_arguments() -> None:
@@ -60,6 +60,10 @@ def test_unknown_flag_lists_valid_arguments() -> None:
         (dict(n_steps=0), "n_steps must be an integer >= 1"),
         (dict(noisy_sigma0=0.0), "noisy_sigma0 must be > 0"),
         (dict(noisy_sigma0=-0.1), "noisy_sigma0 must be > 0"),
+        (dict(per_alpha=1.5), r"per_alpha must lie in \[0, 1\]"),
+        (dict(per_beta0=-0.1), r"per_beta0 must lie in \[0, 1\]"),
+        (dict(per_eps=0.0), "per_eps must be > 0"),
+        (dict(replay_buffer_class=NStepReplayBuffer), "prioritized=True needs a PrioritizedReplayBuffer"),
         (dict(optimize_memory_usage=True), "optimize_memory_usage=True needs n_steps=1"),
         (dict(policy_kwargs=dict(noisy=False)), r"policy_kwargs\['noisy'\]=False conflicts with noisy=True"),
     ],
@@ -81,21 +85,25 @@ def test_dict_observations_with_n_steps() -> None:
         Rainbow("MultiInputPolicy", env)
 
 
-def test_prioritized_is_reserved() -> None:
-    with pytest.raises(NotImplementedError, match="prioritized"):
-        Rainbow("MlpPolicy", "CartPole-v1", prioritized=True)
+def test_dict_observations_with_prioritized_replay() -> None:
+    env = gym.make("CartPole-v1")
+    env.observation_space = gym.spaces.Dict({"x": env.observation_space})
+    with pytest.raises(ValueError, match="prioritized=True is not available with Dict observations"):
+        Rainbow("MultiInputPolicy", env, n_steps=1)
 
 
 def test_explicit_n_step_buffer_gets_n_steps_without_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = Rainbow("MlpPolicy", "CartPole-v1", n_steps=4, gamma=0.9, replay_buffer_class=NStepReplayBuffer)
+        model = Rainbow(
+            "MlpPolicy", "CartPole-v1", n_steps=4, gamma=0.9, prioritized=False, replay_buffer_class=NStepReplayBuffer
+        )
     assert (model.replay_buffer.n_steps, model.replay_buffer.gamma) == (4, 0.9)
 
 
 def test_replay_buffer_kwargs_must_agree_with_rainbow_arguments() -> None:
     with pytest.raises(ValueError, match=r"replay_buffer_kwargs\['n_steps'\]=5 conflicts with n_steps=3"):
-        Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_class=NStepReplayBuffer, replay_buffer_kwargs=dict(n_steps=5))
+        Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_kwargs=dict(n_steps=5))
     with pytest.raises(ValueError, match=r"replay_buffer_kwargs\['gamma'\]=0.9 conflicts with gamma=0.99"):
         Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_kwargs=dict(gamma=0.9))
 

@@ -1,0 +1,27 @@
+"""n-step returns over windows of stored transitions (Sutton 1988; Hessel et al. 2018 use n = 3).
+
+Kept apart from storage and sampling so any buffer can use it: it takes the gathered windows and
+returns what the TD target needs. The arithmetic is SB3's ``NStepReplayBuffer``'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def n_step_returns(
+    rewards: np.ndarray, dones: np.ndarray, truncated: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For windows ``[batch, n]`` starting at the sampled transition, sum rewards up to and including
+    the first episode end (termination or truncation), ``R = sum_k gamma^k r_k``.
+
+    :return: returns ``[batch, 1]``, bootstrap discounts ``gamma^m`` for the m steps summed
+        ``[batch, 1]``, and the offset of the window's last step ``[batch]``
+    """
+    n_steps = rewards.shape[1]
+    ends = np.logical_or(dones, truncated)
+    last = np.where(ends.any(axis=1), ends.argmax(axis=1), n_steps - 1)
+    mask = np.arange(n_steps).reshape(1, -1) <= last[:, None]
+    discounts = gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)
+    returns = (rewards * gamma ** np.arange(n_steps, dtype=np.float32).reshape(1, -1) * mask).sum(axis=1, keepdims=True)
+    return returns, discounts, last

@@ -1,0 +1,197 @@
+"""Prioritized experience replay (Schaul et al. 2016, proportional variant) on SB3's n-step buffer."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from rainbow_ext.buffers.n_step import n_step_returns
+from rainbow_ext.buffers.sum_tree import SumTree
+
+
+class PrioritizedReplayBufferSamples(NamedTuple):
+    """SB3's ``ReplayBufferSamples`` fields (same names and order) plus ``weights`` and ``indices``.
+    (A NamedTuple cannot gain fields by subclassing, so the fields are repeated.)"""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: th.Tensor | None
+    #: importance-sampling weights ``(N P(i))^-beta / max_j (N P(j))^-beta`` over the batch, ``[batch]``
+    weights: th.Tensor
+    #: flat slot indices ``time * n_envs + env``, for :meth:`PrioritizedReplayBuffer.update_priorities`
+    indices: np.ndarray
+
+
+class PrioritizedReplayBuffer(NStepReplayBuffer):
+    """Proportional prioritized replay over every (time, env) slot, with SB3's n-step returns.
+
+    One sum tree holds a priority for each of the ``buffer_size`` slots (``buffer_size / n_envs``
+    time steps of ``n_envs`` envs), so multi-env training samples across envs in proportion to
+    priority. A batch of B is drawn stratified: one draw in each of B equal segments of the total
+    priority mass. Stored values are ``(priority + eps) ** alpha`` (Schaul et al. 2016, eq. 1); new
+    transitions enter at the largest priority seen so far.
+
+    With ``n_steps=1`` transitions are plain one-step transitions; with ``n_steps > 1`` they carry
+    SB3's truncation-aware n-step returns and discounts, and the newest time step ends every window
+    that reaches it, as in SB3's ``NStepReplayBuffer``.
+
+    Used by SB3's plain ``DQN`` (``replay_buffer_class=PrioritizedReplayBuffer``), it samples by
+    priority but DQN neither applies the weights nor updates priorities, so every slot keeps the
+    initial priority and sampling stays uniform; ``Rainbow(prioritized=True)`` does both.
+
+    :param alpha: prioritization exponent in [0, 1] (0: uniform); Rainbow uses 0.5
+    :param beta: importance-sampling exponent in [0, 1]; Rainbow anneals it from 0.4 to 1
+    :param eps: added to every priority so that no slot has zero probability
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        alpha: float = 0.5,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+    ) -> None:
+        _check_unit_interval("alpha", alpha)
+        _check_unit_interval("beta", beta)
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=optimize_memory_usage,
+            handle_timeout_termination=handle_timeout_termination,
+            n_steps=n_steps,
+            gamma=gamma,
+        )
+        self.alpha = alpha
+        self._beta = beta
+        self.eps = eps
+        self.max_priority = 1.0
+        self.tree = SumTree(self.buffer_size * self.n_envs)
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        _check_unit_interval("beta", value)
+        self._beta = value
+
+    def _stored(self, priorities: np.ndarray | float) -> np.ndarray:
+        return (np.asarray(priorities, dtype=np.float64) + self.eps) ** self.alpha
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        slot = self.pos
+        super().add(obs, next_obs, action, reward, done, infos)
+        # The slot's old priority (after wrap-around) is replaced: new transitions start at the max.
+        leaves = slot * self.n_envs + np.arange(self.n_envs)
+        self.tree.update(leaves, np.full(self.n_envs, self._stored(self.max_priority)))
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
+        n_transitions = self.size() * self.n_envs
+        if n_transitions == 0:
+            raise ValueError("cannot sample from an empty PrioritizedReplayBuffer")
+        total = self.tree.total
+        # Stratified: one draw in each of batch_size equal segments of the priority mass.
+        targets = (np.arange(batch_size) + np.random.random(batch_size)) * (total / batch_size)
+        leaves = self.tree.find(targets)
+        probabilities = self.tree[leaves] / total
+        weights = (n_transitions * probabilities) ** -self.beta
+        weights /= weights.max()
+        time_indices, env_indices = np.divmod(leaves, self.n_envs)
+        samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
+        return PrioritizedReplayBufferSamples(
+            *samples, weights=self.to_torch(weights.astype(np.float32)), indices=leaves
+        )
+
+    def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
+        """Set the priorities of sampled slots (``samples.indices``), typically |TD error| or the C51
+        loss. Checked before anything changes: a ValueError leaves the buffer as it was."""
+        indices = _as_numpy(indices)
+        priorities = _as_numpy(priorities).astype(np.float64)
+        if indices.ndim != 1 or priorities.shape != indices.shape:
+            raise ValueError(
+                f"indices and priorities must be 1-D of equal length, got shapes {indices.shape} and {priorities.shape}"
+            )
+        if indices.size and not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        n_transitions = self.size() * self.n_envs
+        if indices.size and (indices.min() < 0 or indices.max() >= n_transitions):
+            raise ValueError(
+                f"indices out of range: must lie in [0, {n_transitions}) (the filled slots), "
+                f"got min {indices.min()} and max {indices.max()}"
+            )
+        if not np.isfinite(priorities).all():
+            raise ValueError("priorities must be finite: got NaN or infinite values")
+        if (priorities < 0).any():
+            raise ValueError(f"priorities must be >= 0, got {priorities.min()}")
+        if not indices.size:
+            return
+        self.tree.update(indices, self._stored(priorities))
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: np.ndarray, env: VecNormalize | None = None, env_indices: np.ndarray | None = None
+    ) -> ReplayBufferSamples:
+        """Transitions at the given (time, env) pairs; ``env_indices`` is drawn uniformly when
+        omitted (SB3's behaviour, which draws it inside ``_get_samples``)."""
+        if env_indices is None:
+            env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
+        window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
+        env_column = env_indices[:, None]
+        dones = self.dones[window, env_column]
+        # SB3's rule for the newest time step (pos - 1): its successor is not stored yet, so unless the
+        # episode ended there it ends every window as a truncation (bootstrap from its next_obs).
+        newest = window == (self.pos - 1) % self.buffer_size
+        truncated = np.logical_or(self.timeouts[window, env_column], np.logical_and(newest, np.logical_not(dones)))
+        returns, discounts, last_offsets = n_step_returns(
+            self._normalize_reward(self.rewards[window, env_column], env), dones, truncated, self.gamma
+        )
+        last = (batch_inds + last_offsets) % self.buffer_size
+        final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
+        return ReplayBufferSamples(
+            observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env)),
+            actions=self.to_torch(self.actions[batch_inds, env_indices]),
+            next_observations=self.to_torch(self._normalize_obs(self.next_observations[last, env_indices], env)),
+            dones=self.to_torch(final_dones[:, None].astype(np.float32)),
+            rewards=self.to_torch(returns),
+            discounts=self.to_torch(discounts),
+        )
+
+
+def _check_unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
+def _as_numpy(x: np.ndarray | th.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, th.Tensor) else np.asarray(x)
