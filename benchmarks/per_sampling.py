@@ -83,15 +83,19 @@ def fill(buffer: ReplayBuffer, rng: np.random.Generator) -> None:
     buffer.pos, buffer.full = 0, True
 
 
-def median_us(call: Callable[[], object], calls: int, repeats: int) -> float:
-    call()  # warm up (and compile)
-    per_call = []
+def median_us(calls_by_name: dict[str, Callable[[], object]], calls: int, repeats: int) -> dict[str, float]:
+    """Median time per call of each function, timed in interleaved rounds so that a change in the
+    machine's load affects every variant alike."""
+    per_call: dict[str, list[float]] = {name: [] for name in calls_by_name}
+    for call in calls_by_name.values():
+        call()  # warm up (and compile)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        per_call.append((time.perf_counter() - start) / calls)
-    return float(np.median(per_call)) * 1e6
+        for name, call in calls_by_name.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            per_call[name].append((time.perf_counter() - start) / calls)
+    return {name: float(np.median(times)) * 1e6 for name, times in per_call.items()}
 
 
 def main() -> None:
@@ -128,11 +132,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
         calls = max(20, 6400 // batch_size)
-        a = median_us(lambda n=batch_size: uniform.sample(n), calls, args.repeats)
-        b, c, d = (
-            median_us(lambda buf=buffers[name], n=batch_size: prioritized_step(buf, n), calls, args.repeats)
-            for name in ("numba", "python", "numpy")
-        )
+        variants: dict[str, Callable[[], object]] = {"a": lambda n=batch_size: uniform.sample(n)}
+        for key, name in (("b", "numba"), ("c", "python"), ("d", "numpy")):
+            variants[key] = lambda buf=buffers[name], n=batch_size: prioritized_step(buf, n)
+        times = median_us(variants, calls, args.repeats)
+        a, b, c, d = (times[key] for key in "abcd")
         timings = " | ".join(f"{t:.0f} us" for t in (a, b, c, d))
         print(f"| {batch_size} | {timings} | {b / a:.2f} | {c / b:.1f} | {d / b:.1f} |")
 

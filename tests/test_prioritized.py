@@ -160,9 +160,9 @@ def test_bad_construction(kwargs: dict, message: str) -> None:
 @pytest.mark.parametrize(
     ("indices", "priorities", "message"),
     [
-        ([0, 1], [1.0, -1.0], "priorities must be >= 0"),
-        ([0, 1], [1.0, np.nan], "finite"),
-        ([0, 1], [np.inf, 1.0], "finite"),
+        ([0, 1], [1.0, -1.0], "priorities must be finite and >= 0"),
+        ([0, 1], [1.0, np.nan], "finite and >= 0"),
+        ([0, 1], [np.inf, 1.0], "finite and >= 0"),
         ([0, 12], [1.0, 1.0], r"indices out of range: must lie in \[0, 12\)"),
         ([-1], [1.0], "indices out of range"),
         ([0, 1, 2], [1.0, 1.0], "equal length"),

@@ -117,16 +117,12 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         self.tree.update(leaves, np.full(self.n_envs, self._stored(self.max_priority)))
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
-        n_transitions = self.size() * self.n_envs
-        if n_transitions == 0:
+        if self.size() == 0:
             raise ValueError("cannot sample from an empty PrioritizedReplayBuffer")
-        total = self.tree.total
         # Stratified: one draw in each of batch_size equal segments of the priority mass.
-        targets = (np.arange(batch_size) + np.random.random(batch_size)) * (total / batch_size)
-        leaves = self.tree.find(targets)
-        probabilities = self.tree[leaves] / total
-        weights = (n_transitions * probabilities) ** -self.beta
-        weights /= weights.max()
+        leaves, values = self.tree.sample_stratified(np.random.random(batch_size))
+        # w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (min_j v_j / v_i)^beta: N and the total cancel.
+        weights = (values.min() / values) ** self.beta
         time_indices, env_indices = np.divmod(leaves, self.n_envs)
         samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
         return PrioritizedReplayBufferSamples(
@@ -150,10 +146,10 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
                 f"indices out of range: must lie in [0, {n_transitions}) (the filled slots), "
                 f"got min {indices.min()} and max {indices.max()}"
             )
-        if not np.isfinite(priorities).all():
-            raise ValueError("priorities must be finite: got NaN or infinite values")
-        if (priorities < 0).any():
-            raise ValueError(f"priorities must be >= 0, got {priorities.min()}")
+        if not (np.all(priorities >= 0.0) and np.all(priorities < np.inf)):  # also catches NaN
+            raise ValueError(
+                f"priorities must be finite and >= 0, got NaN, infinite or negative values: {priorities[:8]}..."
+            )
         if not indices.size:
             return
         self.tree.update(indices, self._stored(priorities))
@@ -166,23 +162,28 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         omitted (SB3's behaviour, which draws it inside ``_get_samples``)."""
         if env_indices is None:
             env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
-        window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
-        env_column = env_indices[:, None]
-        dones = self.dones[window, env_column]
-        # SB3's rule for the newest time step (pos - 1): its successor is not stored yet, so unless the
-        # episode ended there it ends every window as a truncation (bootstrap from its next_obs).
-        newest = window == (self.pos - 1) % self.buffer_size
-        truncated = np.logical_or(self.timeouts[window, env_column], np.logical_and(newest, np.logical_not(dones)))
-        returns, discounts, last_offsets = n_step_returns(
-            self._normalize_reward(self.rewards[window, env_column], env), dones, truncated, self.gamma
-        )
-        last = (batch_inds + last_offsets) % self.buffer_size
+        if self.n_steps == 1:
+            last = batch_inds
+            returns = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+            discounts = np.full((batch_inds.shape[0], 1), self.gamma, dtype=np.float32)
+        else:
+            window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
+            env_column = env_indices[:, None]
+            dones = self.dones[window, env_column]
+            # SB3's rule for the newest time step (pos - 1): its successor is not stored yet, so unless the
+            # episode ended there it ends every window as a truncation (bootstrap from its next_obs).
+            newest = window == (self.pos - 1) % self.buffer_size
+            truncated = np.logical_or(self.timeouts[window, env_column], newest & np.logical_not(dones))
+            returns, discounts, last_offsets = n_step_returns(
+                self._normalize_reward(self.rewards[window, env_column], env), dones, truncated, self.gamma
+            )
+            last = (batch_inds + last_offsets) % self.buffer_size
         final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
         return ReplayBufferSamples(
             observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env)),
             actions=self.to_torch(self.actions[batch_inds, env_indices]),
             next_observations=self.to_torch(self._normalize_obs(self.next_observations[last, env_indices], env)),
-            dones=self.to_torch(final_dones[:, None].astype(np.float32)),
+            dones=self.to_torch(final_dones.reshape(-1, 1)),
             rewards=self.to_torch(returns),
             discounts=self.to_torch(discounts),
         )

@@ -23,23 +23,39 @@ def _set_leaves(tree: np.ndarray, capacity: int, leaves: np.ndarray, values: np.
             node //= 2
 
 
+@numba.njit(cache=True, inline="always")
+def _descend(tree: np.ndarray, capacity: int, mass: float) -> int:
+    node = 1
+    while node < capacity:
+        left = 2 * node
+        # Never descend into an empty subtree: float error in ``mass`` could otherwise end on a
+        # zero-priority leaf past the filled part of the buffer.
+        if mass < tree[left] or tree[left + 1] <= 0.0:
+            node = left
+        else:
+            mass -= tree[left]
+            node = left + 1
+    return node - capacity
+
+
 @numba.njit(cache=True)
 def _find_leaves(tree: np.ndarray, capacity: int, targets: np.ndarray) -> np.ndarray:
     leaves = np.empty(targets.shape[0], dtype=np.int64)
     for k in range(targets.shape[0]):
-        mass = targets[k]
-        node = 1
-        while node < capacity:
-            left = 2 * node
-            # Never descend into an empty subtree: float error in ``mass`` could otherwise end on a
-            # zero-priority leaf past the filled part of the buffer.
-            if mass < tree[left] or tree[left + 1] <= 0.0:
-                node = left
-            else:
-                mass -= tree[left]
-                node = left + 1
-        leaves[k] = node - capacity
+        leaves[k] = _descend(tree, capacity, targets[k])
     return leaves
+
+
+@numba.njit(cache=True)
+def _stratified_leaves(tree: np.ndarray, capacity: int, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = uniforms.shape[0]
+    segment = tree[1] / n
+    leaves = np.empty(n, dtype=np.int64)
+    values = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        leaves[k] = _descend(tree, capacity, (k + uniforms[k]) * segment)
+        values[k] = tree[capacity + leaves[k]]
+    return leaves, values
 
 
 class SumTree:
@@ -65,6 +81,11 @@ class SumTree:
     def update(self, leaves: np.ndarray, values: np.ndarray) -> None:
         """Set leaf values (the last one wins for repeated leaves). The caller checks the input."""
         _set_leaves(self.tree, self.capacity, np.asarray(leaves, dtype=np.int64), np.asarray(values, dtype=np.float64))
+
+    def sample_stratified(self, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One leaf from each of ``len(uniforms)`` equal segments of the total mass, at relative
+        position ``uniforms[k]`` in [0, 1) within segment k; returns the leaves and their values."""
+        return _stratified_leaves(self.tree, self.capacity, np.asarray(uniforms, dtype=np.float64))
 
     def find(self, targets: np.ndarray) -> np.ndarray:
         """Leaf whose prefix-sum interval ``[sum_{j<i} v_j, sum_{j<=i} v_j)`` holds each target mass."""
