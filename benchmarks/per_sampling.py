@@ -3,9 +3,9 @@
 For a buffer of 1,000,000 CartPole-sized transitions (4 floats) and batches of 32 and 256, prints the
 median time per call of:
   (a) SB3 ``ReplayBuffer.sample``;
-  (b) ``PrioritizedReplayBuffer.sample`` + ``update_priorities`` (numba sum tree);
-  (c) the same buffer with a straightforward per-element Python sum tree;
-  (d) the same buffer with a batch-vectorized NumPy sum tree (no compiled kernel),
+  (b) ``PrioritizedReplayBuffer.sample`` + ``update_priorities`` (8-ary sum tree, numba kernels);
+  (c) the same buffer with a straightforward per-element Python binary sum tree;
+  (d) the same buffer with a batch-vectorized NumPy binary sum tree (no compiled kernel),
 and the ratios (b)/(a), (c)/(b) and (d)/(b).
 
     python benchmarks/per_sampling.py
@@ -25,46 +25,60 @@ from rainbow_ext import PrioritizedReplayBuffer
 from rainbow_ext.buffers.sum_tree import SumTree
 
 
-class PythonSumTree(SumTree):
+class BinarySumTree:
+    """Binary sum tree in one flat array: node 1 is the root, node k has children 2k and 2k + 1."""
+
+    def __init__(self, size: int) -> None:
+        self.capacity = 1 << (size - 1).bit_length()
+        self.tree = np.zeros(2 * self.capacity)
+
+    def fill(self, values: np.ndarray) -> None:
+        self.tree[self.capacity : self.capacity + len(values)] = values
+        for node in range(self.capacity - 1, 0, -1):
+            self.tree[node] = self.tree[2 * node] + self.tree[2 * node + 1]
+
+
+class PythonSumTree(BinarySumTree):
     """Per-element loops in plain Python: the straightforward implementation."""
 
-    def update(self, leaves: np.ndarray, values: np.ndarray) -> None:
+    def _descend(self, mass: float) -> int:
+        tree, node = self.tree, 1
+        while node < self.capacity:
+            left = 2 * node
+            if mass < tree[left] or tree[left + 1] <= 0.0:
+                node = left
+            else:
+                mass -= tree[left]
+                node = left + 1
+        return node - self.capacity
+
+    def sample_stratified(self, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        segment = self.tree[1] / len(uniforms)
+        leaves = [self._descend((k + u) * segment) for k, u in enumerate(uniforms.tolist())]
+        return np.array(leaves, dtype=np.int64), self.tree[self.capacity + np.array(leaves)]
+
+    def set_priorities(self, leaves: np.ndarray, priorities: np.ndarray, n_valid: int, alpha: float, eps: float) -> int:
+        pairs = list(zip(leaves.tolist(), priorities.tolist(), strict=True))
+        if any(not 0 <= leaf < n_valid for leaf, _ in pairs):
+            return 1
+        if any(not 0.0 <= p < float("inf") for _, p in pairs):
+            return 2
         tree = self.tree
-        for leaf, value in zip(leaves.tolist(), values.tolist(), strict=True):
+        for leaf, priority in pairs:
             node = leaf + self.capacity
-            tree[node] = value
+            tree[node] = (priority + eps) ** alpha
             node //= 2
             while node >= 1:
                 tree[node] = tree[2 * node] + tree[2 * node + 1]
                 node //= 2
-
-    def find(self, targets: np.ndarray) -> np.ndarray:
-        tree, out = self.tree, []
-        for mass in targets.tolist():
-            node = 1
-            while node < self.capacity:
-                left = 2 * node
-                if mass < tree[left] or tree[left + 1] <= 0.0:
-                    node = left
-                else:
-                    mass -= tree[left]
-                    node = left + 1
-            out.append(node - self.capacity)
-        return np.array(out, dtype=np.int64)
+        return 0
 
 
-class NumpySumTree(SumTree):
+class NumpySumTree(BinarySumTree):
     """One NumPy operation per tree level over the whole batch: O(log N) array operations."""
 
-    def update(self, leaves: np.ndarray, values: np.ndarray) -> None:
-        nodes = np.asarray(leaves, dtype=np.int64) + self.capacity
-        self.tree[nodes] = values
-        while nodes[0] > 1:
-            nodes = np.unique(nodes // 2)
-            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-
-    def find(self, targets: np.ndarray) -> np.ndarray:
-        mass = np.array(targets, dtype=np.float64)
+    def sample_stratified(self, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mass = (np.arange(len(uniforms)) + uniforms) * (self.tree[1] / len(uniforms))
         nodes = np.ones(mass.shape[0], dtype=np.int64)
         while nodes[0] < self.capacity:  # every node of the batch is at the same depth
             left = 2 * nodes
@@ -72,7 +86,19 @@ class NumpySumTree(SumTree):
             go_right = (mass >= left_mass) & (right_mass > 0.0)
             mass -= np.where(go_right, left_mass, 0.0)
             nodes = left + go_right
-        return nodes - self.capacity
+        return nodes - self.capacity, self.tree[nodes]
+
+    def set_priorities(self, leaves: np.ndarray, priorities: np.ndarray, n_valid: int, alpha: float, eps: float) -> int:
+        if leaves.min() < 0 or leaves.max() >= n_valid:
+            return 1
+        if not (np.all(priorities >= 0.0) and np.all(priorities < np.inf)):
+            return 2
+        nodes = leaves + self.capacity
+        self.tree[nodes] = (priorities + eps) ** alpha
+        while nodes[0] > 1:
+            nodes = np.unique(nodes // 2)
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+        return 0
 
 
 def fill(buffer: ReplayBuffer, rng: np.random.Generator) -> None:
@@ -116,8 +142,11 @@ def main() -> None:
         buffer = PrioritizedReplayBuffer(args.capacity, obs_space, action_space, device="cpu")
         fill(buffer, rng)
         buffer.tree = tree_class(args.capacity)
-        buffer.tree.tree[:] = 0.0
-        buffer.update_priorities(np.arange(args.capacity), rng.uniform(0, 10, size=args.capacity))
+        priorities = (rng.uniform(0, 10, size=args.capacity) + 1e-6) ** 0.5
+        if isinstance(buffer.tree, SumTree):
+            buffer.tree.update(np.arange(args.capacity), priorities)
+        else:
+            buffer.tree.fill(priorities)
         buffers[name] = buffer
 
     def prioritized_step(buffer: PrioritizedReplayBuffer, batch_size: int) -> None:

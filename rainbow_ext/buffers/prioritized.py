@@ -122,37 +122,37 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         # Stratified: one draw in each of batch_size equal segments of the priority mass.
         leaves, values = self.tree.sample_stratified(np.random.random(batch_size))
         # w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (min_j v_j / v_i)^beta: N and the total cancel.
-        weights = (values.min() / values) ** self.beta
-        time_indices, env_indices = np.divmod(leaves, self.n_envs)
+        weights = np.power(values.min() / values, self.beta, dtype=np.float32)
+        time_indices, env_indices = leaves // self.n_envs, leaves % self.n_envs
         samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
-        return PrioritizedReplayBufferSamples(
-            *samples, weights=self.to_torch(weights.astype(np.float32)), indices=leaves
-        )
+        return PrioritizedReplayBufferSamples(*samples, weights=self.to_torch(weights), indices=leaves)
 
     def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
         """Set the priorities of sampled slots (``samples.indices``), typically |TD error| or the C51
         loss. Checked before anything changes: a ValueError leaves the buffer as it was."""
         indices = _as_numpy(indices)
-        priorities = _as_numpy(priorities).astype(np.float64)
+        priorities = _as_numpy(priorities).astype(np.float64, copy=False)
         if indices.ndim != 1 or priorities.shape != indices.shape:
             raise ValueError(
                 f"indices and priorities must be 1-D of equal length, got shapes {indices.shape} and {priorities.shape}"
             )
-        if indices.size and not np.issubdtype(indices.dtype, np.integer):
+        if not indices.size:
+            return
+        if not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
         n_transitions = self.size() * self.n_envs
-        if indices.size and (indices.min() < 0 or indices.max() >= n_transitions):
+        status = self.tree.set_priorities(
+            indices.astype(np.int64, copy=False), priorities, n_transitions, self.alpha, self.eps
+        )
+        if status == 1:
             raise ValueError(
                 f"indices out of range: must lie in [0, {n_transitions}) (the filled slots), "
                 f"got min {indices.min()} and max {indices.max()}"
             )
-        if not (np.all(priorities >= 0.0) and np.all(priorities < np.inf)):  # also catches NaN
+        if status == 2:
             raise ValueError(
                 f"priorities must be finite and >= 0, got NaN, infinite or negative values: {priorities[:8]}..."
             )
-        if not indices.size:
-            return
-        self.tree.update(indices, self._stored(priorities))
         self.max_priority = max(self.max_priority, float(priorities.max()))
 
     def _get_samples(  # type: ignore[override]
@@ -162,10 +162,10 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         omitted (SB3's behaviour, which draws it inside ``_get_samples``)."""
         if env_indices is None:
             env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
+        discounts = None  # one-step transitions: the learner applies gamma, as with SB3's ReplayBuffer
         if self.n_steps == 1:
             last = batch_inds
             returns = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
-            discounts = np.full((batch_inds.shape[0], 1), self.gamma, dtype=np.float32)
         else:
             window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
             env_column = env_indices[:, None]
@@ -185,7 +185,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             next_observations=self.to_torch(self._normalize_obs(self.next_observations[last, env_indices], env)),
             dones=self.to_torch(final_dones.reshape(-1, 1)),
             rewards=self.to_torch(returns),
-            discounts=self.to_torch(discounts),
+            discounts=None if discounts is None else self.to_torch(discounts),
         )
 
 
