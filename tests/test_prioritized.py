@@ -9,7 +9,7 @@ import torch as th
 from gymnasium import spaces
 from scipy import stats
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 
 from rainbow_ext import PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.buffers.sum_tree import SumTree
@@ -111,6 +111,21 @@ def test_equal_priorities_give_sb3_n_step_returns(steps: int, n_steps: int) -> N
     expected = sb3._get_samples(batch_inds)
     got = ours._get_samples(batch_inds, env_indices=env_inds)
     for name in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        th.testing.assert_close(getattr(got, name), getattr(expected, name), msg=name)
+
+
+@pytest.mark.parametrize("steps", [30, 100])
+def test_one_step_samples_equal_sb3_replay_buffer(steps: int) -> None:
+    ours = filled_buffer(96, 2, steps, n_steps=1)
+    sb3 = filled_buffer(96, 2, steps, cls=ReplayBuffer)
+    batch_inds = np.arange(ours.size())
+    np.random.seed(4)
+    env_inds = np.random.randint(0, 2, size=batch_inds.shape)  # what SB3 draws inside _get_samples
+    np.random.seed(4)
+    expected = sb3._get_samples(batch_inds)
+    got = ours._get_samples(batch_inds, env_indices=env_inds)
+    assert got.discounts is None and expected.discounts is None
+    for name in ("observations", "actions", "next_observations", "dones", "rewards"):
         th.testing.assert_close(getattr(got, name), getattr(expected, name), msg=name)
 
 

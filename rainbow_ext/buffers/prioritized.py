@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -13,6 +14,24 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from rainbow_ext.buffers.n_step import n_step_returns
 from rainbow_ext.buffers.sum_tree import SumTree
+
+
+@numba.njit(cache=True)
+def _slots_and_weights(
+    leaves: np.ndarray, values: np.ndarray, n_envs: int, beta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, env) of each flat slot, and importance weights normalised by the batch maximum:
+    w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (min_j v_j / v_i)^beta (N and the total cancel)."""
+    n = leaves.shape[0]
+    smallest = values.min()
+    times = np.empty(n, dtype=np.int64)
+    envs = np.empty(n, dtype=np.int64)
+    weights = np.empty(n, dtype=np.float32)
+    for k in range(n):
+        times[k] = leaves[k] // n_envs
+        envs[k] = leaves[k] % n_envs
+        weights[k] = (smallest / values[k]) ** beta
+    return times, envs, weights
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -121,9 +140,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             raise ValueError("cannot sample from an empty PrioritizedReplayBuffer")
         # Stratified: one draw in each of batch_size equal segments of the priority mass.
         leaves, values = self.tree.sample_stratified(np.random.random(batch_size))
-        # w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (min_j v_j / v_i)^beta: N and the total cancel.
-        weights = np.power(values.min() / values, self.beta, dtype=np.float32)
-        time_indices, env_indices = leaves // self.n_envs, leaves % self.n_envs
+        time_indices, env_indices, weights = _slots_and_weights(leaves, values, self.n_envs, self.beta)
         samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
         return PrioritizedReplayBufferSamples(*samples, weights=self.to_torch(weights), indices=leaves)
 
