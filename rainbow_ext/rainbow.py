@@ -271,7 +271,9 @@ class Rainbow(DQN):
 
     def _per_beta(self) -> float:
         """Importance-sampling exponent, linear from ``per_beta0`` to 1 over the run (Schaul et al. 2016)."""
-        return self.per_beta0 + (1.0 - self.per_beta0) * (1.0 - self._current_progress_remaining)
+        # SB3's progress can pass the end (it collects train_freq steps at a time), hence the clip.
+        progress = min(max(1.0 - self._current_progress_remaining, 0.0), 1.0)
+        return self.per_beta0 + (1.0 - self.per_beta0) * progress
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)

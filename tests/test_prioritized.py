@@ -269,3 +269,13 @@ def test_rainbow_weights_losses_and_updates_priorities_with_them() -> None:
     assert model.logger.name_to_value["train/per_beta"] == pytest.approx(1.0)
     model._current_progress_remaining = 0.75
     assert model._per_beta() == pytest.approx(0.4 + 0.6 * 0.25)
+    # SB3 collects train_freq steps at a time, so progress can pass the end: beta stays at 1.
+    model._current_progress_remaining = -0.01
+    assert model._per_beta() == 1.0
+
+
+def test_beta_stays_valid_when_training_overshoots_the_budget() -> None:
+    model = Rainbow.from_preset("per", "MlpPolicy", "CartPole-v1", learning_starts=32, train_freq=64, seed=0)
+    model.learn(100)  # collects 128 steps: progress remaining ends below 0
+    assert model._current_progress_remaining < 0
+    assert model.replay_buffer.beta == 1.0
