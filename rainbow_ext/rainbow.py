@@ -14,7 +14,7 @@ from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
-from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer
+from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
@@ -358,9 +358,8 @@ def _check_options(
 def _check_prioritized(
     prioritized: bool, alpha: float, beta0: float, eps: float, replay_buffer_class: type | None
 ) -> None:
-    for name, value in (("per_alpha", alpha), ("per_beta0", beta0)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    check_unit_interval("per_alpha", alpha)
+    check_unit_interval("per_beta0", beta0)
     if not eps > 0:
         raise ValueError(f"per_eps must be > 0, got {eps!r}")
     if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedReplayBuffer):

@@ -87,8 +87,8 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         beta: float = 0.4,
         eps: float = 1e-6,
     ) -> None:
-        _check_unit_interval("alpha", alpha)
-        _check_unit_interval("beta", beta)
+        check_unit_interval("alpha", alpha)
+        check_unit_interval("beta", beta)
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
         super().__init__(
@@ -114,7 +114,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        _check_unit_interval("beta", value)
+        check_unit_interval("beta", value)
         self._beta = value
 
     def _stored(self, priorities: np.ndarray | float) -> np.ndarray:
@@ -206,7 +206,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         )
 
 
-def _check_unit_interval(name: str, value: float) -> None:
+def check_unit_interval(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
 
