@@ -117,9 +117,6 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         check_unit_interval("beta", value)
         self._beta = value
 
-    def _stored(self, priorities: np.ndarray | float) -> np.ndarray:
-        return (np.asarray(priorities, dtype=np.float64) + self.eps) ** self.alpha
-
     def add(
         self,
         obs: np.ndarray,
@@ -133,7 +130,9 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         super().add(obs, next_obs, action, reward, done, infos)
         # The slot's old priority (after wrap-around) is replaced: new transitions start at the max.
         leaves = slot * self.n_envs + np.arange(self.n_envs)
-        self.tree.update(leaves, np.full(self.n_envs, self._stored(self.max_priority)))
+        self.tree.set_priorities(
+            leaves, np.full(self.n_envs, self.max_priority), self.size() * self.n_envs, self.alpha, self.eps
+        )
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
         if self.size() == 0:
