@@ -75,7 +75,8 @@ def irregular_stream(n_envs: int, n_stack: int, steps: int, seed: int = 0) -> It
         dones = rng.random(n_envs) < 0.15
         truncated = dones & (rng.random(n_envs) < 0.4)
         infos = [{"TimeLimit.truncated": bool(t)} for t in truncated]
-        yield obs, next_obs, rng.integers(0, 3, size=(n_envs, 1)), rng.normal(size=n_envs).astype(np.float32), dones, infos
+        actions, rewards = rng.integers(0, 3, size=(n_envs, 1)), rng.normal(size=n_envs).astype(np.float32)
+        yield obs, next_obs, actions, rewards, dones, infos
         new_obs = next_obs.copy()
         for i in np.flatnonzero(dones):
             if rng.random() < 0.7:  # a reset; otherwise the stream goes on (life loss)

@@ -132,10 +132,10 @@ def test_atari_bytes_per_transition() -> None:
         + buffer.tree.tree.nbytes
     )
     assert 84 * 84 <= total / size <= 7200
-    assert SB3_BYTES_PER_TRANSITION(space) > 7.8 * total / size
+    assert sb3_bytes_per_transition(space) > 7.8 * total / size
 
 
-def SB3_BYTES_PER_TRANSITION(space: spaces.Box) -> int:  # noqa: N802
+def sb3_bytes_per_transition(space: spaces.Box) -> int:
     buffer = ReplayBuffer(10, space, ACT, device="cpu")
     return (buffer.observations.nbytes + buffer.next_observations.nbytes) // 10
 

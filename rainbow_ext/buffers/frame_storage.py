@@ -251,8 +251,7 @@ def frame_stack_buffer(
         raise ValueError("frame-stack storage does not support Dict observations")
     if buffer_kwargs.get("optimize_memory_usage"):
         raise ValueError(
-            "frame-stack storage already stores each frame once; it replaces optimize_memory_usage, "
-            "which must be False"
+            "frame-stack storage already stores each frame once; it replaces optimize_memory_usage, which must be False"
         )
     placeholder = spaces.Box(0, 1, shape=(1,), dtype=observation_space.dtype)  # type: ignore[arg-type]
     buffer = buffer_class(buffer_size, placeholder, action_space, **buffer_kwargs)
@@ -265,6 +264,7 @@ def frame_stack_buffer(
     if psutil is not None and storage.nbytes > psutil.virtual_memory().available:
         warnings.warn(
             "This system does not have apparently enough memory to store the complete replay buffer "
-            f"{storage.nbytes / 1e9:.2f}GB > {psutil.virtual_memory().available / 1e9:.2f}GB"
+            f"{storage.nbytes / 1e9:.2f}GB > {psutil.virtual_memory().available / 1e9:.2f}GB",
+            stacklevel=2,
         )
     return buffer
