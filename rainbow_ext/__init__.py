@@ -1,7 +1,7 @@
 """Rainbow (Hessel et al. 2018) for Stable-Baselines3, with every component switchable."""
 
 from rainbow_ext.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from rainbow_ext.layers import NatureCNNTrunk, NoisyLinear
+from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, NoisyLinear
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import PRESETS, preset_flags
 from rainbow_ext.rainbow import Rainbow
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "CnnPolicy",
+    "MinAtarTrunk",
     "MlpPolicy",
     "MultiInputPolicy",
     "NatureCNNTrunk",

@@ -200,3 +200,28 @@ class NatureCNNTrunk(BaseFeaturesExtractor):
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.cnn(observations)
+
+
+class MinAtarTrunk(BaseFeaturesExtractor):
+    """The convolution of the MinAtar network (Young & Tian 2019): one 3x3 convolution with 16
+    channels, stride 1, ReLU, flattened. Its 128-unit fully connected layer belongs to the head
+    (``net_arch=[128]``), as the Nature network's 512-unit layer does in :class:`NatureCNNTrunk`.
+
+    :param observation_space: channel-first ``(channels, height, width)`` Box, e.g. MinAtar's 10x10
+    :param normalized_image: accepted for ``CnnPolicy(normalize_images=False)``; nothing to check
+    :param n_filters: convolution channels
+    """
+
+    def __init__(self, observation_space: gym.Space, normalized_image: bool = False, n_filters: int = 16) -> None:
+        if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3):
+            raise ValueError(
+                f"MinAtarTrunk needs channel-first (channels, height, width) observations, got {observation_space}"
+            )
+        channels, height, width = observation_space.shape
+        if min(height, width) < 3:
+            raise ValueError(f"MinAtarTrunk needs images of at least 3x3, got {height}x{width}")
+        super().__init__(observation_space, n_filters * (height - 2) * (width - 2))
+        self.cnn = nn.Sequential(nn.Conv2d(channels, n_filters, kernel_size=3, stride=1), nn.ReLU(), nn.Flatten())
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.cnn(observations)

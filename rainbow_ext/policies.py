@@ -18,9 +18,12 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from rainbow_ext.layers import NatureCNNTrunk, RainbowHead, noise_disabled, noisy_layers, reset_noise
+from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, RainbowHead, noise_disabled, noisy_layers, reset_noise
 
 # Network options that Rainbow forwards through ``policy_kwargs``.
+# The Nature DQN convolutions (8x8 stride 4, 4x4 stride 2, 3x3) need images of at least 36x36.
+NATURE_CNN_MIN_SIZE = 36
+
 HEAD_OPTIONS = ("dueling", "noisy", "noisy_sigma0", "distributional", "n_atoms", "v_min", "v_max")
 
 
@@ -197,8 +200,11 @@ MlpPolicy = RainbowPolicy
 
 
 class CnnPolicy(RainbowPolicy):
-    """Rainbow policy for images: the Nature convolutional trunk as features extractor, then the
-    head with one hidden layer of 512 units (Hessel et al. 2018), which can be noisy and dueling."""
+    """Rainbow policy for images. The trunk (features extractor) follows the image size unless
+    ``features_extractor_class`` is given: the Nature DQN convolutions (:class:`NatureCNNTrunk`) and a
+    head with one hidden layer of 512 units (Hessel et al. 2018) for Atari-sized images; for images
+    under 36x36, too small for the Nature network, MinAtar's one convolution (:class:`MinAtarTrunk`)
+    and 128 units (Young & Tian 2019). The head's hidden layers can be noisy and dueling."""
 
     def __init__(
         self,
@@ -207,13 +213,20 @@ class CnnPolicy(RainbowPolicy):
         lr_schedule: Schedule,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNNTrunk,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         **head_options: Any,
     ) -> None:
+        if features_extractor_class is None:
+            small = (
+                isinstance(observation_space, spaces.Box) and min(observation_space.shape[-2:]) < NATURE_CNN_MIN_SIZE
+            )
+            features_extractor_class = MinAtarTrunk if small else NatureCNNTrunk
+            if net_arch is None:
+                net_arch = [128] if small else [512]
         if not normalize_images:
             # SB3 tells NatureCNN about already-normalized images by class; tell the trunk the same way.
             features_extractor_kwargs = {"normalized_image": True, **(features_extractor_kwargs or {})}

@@ -10,10 +10,11 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
+from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
 from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
@@ -60,6 +61,11 @@ class Rainbow(DQN):
     :param per_alpha: prioritization exponent
     :param per_beta0: importance-sampling exponent at the start; it grows linearly to 1 over the run
     :param per_eps: added to priorities so that every transition can be sampled
+    :param frame_storage: store each frame of frame-stacked image observations once
+        (:class:`~rainbow_ext.buffers.FrameStackStorage`, about 7 KB instead of 56 KB per Atari
+        transition). ``None`` (default): on when the env stacks frames (``VecFrameStack``, or
+        :class:`~rainbow_ext.envs.AleVecEnv`) and ``optimize_memory_usage`` is off; ``True``: on, an
+        error when the env stacks no image frames; ``False``: off.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -104,6 +110,7 @@ class Rainbow(DQN):
         per_alpha: float = 0.5,
         per_beta0: float = 0.4,
         per_eps: float = 1e-6,
+        frame_storage: bool | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -170,34 +177,72 @@ class Rainbow(DQN):
         self.per_alpha = per_alpha
         self.per_beta0 = per_beta0
         self.per_eps = per_eps
+        if frame_storage not in (None, True, False):
+            raise ValueError(f"frame_storage must be None (automatic), True or False, got {frame_storage!r}")
+        self.frame_storage = frame_storage
+        #: frames per observation kept by frame storage (0: off); resolved by _setup_model, saved with the model
+        self.frame_stack: int | None = None
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
         # Checked here rather than in __init__: SB3's load restores the saved n_steps just before this.
-        if isinstance(self.observation_space, spaces.Dict) and self.n_steps > 1:
+        is_dict = isinstance(self.observation_space, spaces.Dict)
+        if is_dict and self.n_steps > 1:
             raise ValueError(
                 f"n_steps={self.n_steps} needs n_steps=1 with Dict observations: "
                 "SB3's NStepReplayBuffer does not support them"
             )
         if self.prioritized:
-            if isinstance(self.observation_space, spaces.Dict):
+            if is_dict:
                 raise ValueError(
                     "prioritized=True is not available with Dict observations (PrioritizedReplayBuffer builds on "
                     "SB3's NStepReplayBuffer, which does not support them); pass prioritized=False"
                 )
             self.replay_buffer_class = self.replay_buffer_class or PrioritizedReplayBuffer
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
+        if self.frame_stack is None:
+            self.frame_stack = self._resolve_frame_stack()
+        if self.frame_stack and self.replay_buffer_class is None:
+            # SB3's own choice, made here because the buffer is built here (below)
+            self.replay_buffer_class = NStepReplayBuffer if self.n_steps > 1 else ReplayBuffer
         if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, NStepReplayBuffer):
             # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
             # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
             # Any n-step buffer gets them here, without the misleading warning.
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning)
-                super()._setup_model()
-        else:
+        if self.frame_stack and self.replay_buffer is None:
+            assert self.replay_buffer_class is not None
+            self.replay_buffer = frame_stack_buffer(
+                self.replay_buffer_class,
+                self.buffer_size,
+                self.observation_space,
+                self.action_space,
+                self.frame_stack,
+                device=self.device,
+                n_envs=self.n_envs,
+                optimize_memory_usage=self.optimize_memory_usage,
+                **self.replay_buffer_kwargs,
+            )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning)
             super()._setup_model()
+
+    def _resolve_frame_stack(self) -> int:
+        """Frames per observation for frame storage, from ``frame_storage`` and the env (0: off)."""
+        if self.frame_storage is False:
+            return 0
+        n_stack = stacked_frames(self.env) if self.env is not None else None
+        if self.frame_storage is None:
+            usable = n_stack is not None and n_stack > 1 and not self.optimize_memory_usage
+            return n_stack if usable else 0  # type: ignore[return-value]
+        if n_stack is None:
+            raise ValueError(
+                "frame_storage=True needs an env that stacks image frames (VecFrameStack, or AleVecEnv from "
+                f"rainbow_ext.envs), got observations {self.observation_space}"
+            )
+        check_frame_stack(self.observation_space, n_stack)
+        return n_stack
 
     @classmethod
     def from_preset(

@@ -8,7 +8,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from streams import frame_stack_vec_env, irregular_stream, vec_env_stream
 
-from rainbow_ext import PrioritizedReplayBuffer
+from rainbow_ext import PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.buffers.frame_storage import FrameStackStorage, frame_stack_buffer
 
 ACT = spaces.Discrete(3)
@@ -188,3 +188,45 @@ def test_next_observations_written_first_is_refused() -> None:
     assert isinstance(buffer.frame_storage, FrameStackStorage)
     with pytest.raises(RuntimeError, match="before next_observations"):
         buffer.next_observations[0] = np.zeros((1, 2, 3, 3), dtype=np.uint8)
+
+
+def tiny_rainbow(env, **kwargs) -> Rainbow:
+    return Rainbow(
+        "MlpPolicy", env, buffer_size=60, learning_starts=20, batch_size=8, policy_kwargs={"net_arch": [16]}, **kwargs
+    )
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_rainbow_chooses_frame_storage_for_stacked_frames(prioritized: bool, tmp_path) -> None:
+    model = tiny_rainbow(frame_stack_vec_env(2), prioritized=prioritized, seed=0)
+    assert model.frame_stack == 4
+    assert isinstance(model.replay_buffer.frame_storage, FrameStackStorage)
+    assert isinstance(model.replay_buffer, PrioritizedReplayBuffer if prioritized else NStepReplayBuffer)
+    model.learn(60)
+    model.save(tmp_path / "model")
+    model.save_replay_buffer(tmp_path / "buffer")
+    loaded = Rainbow.load(tmp_path / "model", env=frame_stack_vec_env(2))
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    assert loaded.frame_stack == 4
+    rows = np.arange(loaded.replay_buffer.size())
+    np.testing.assert_array_equal(loaded.replay_buffer.observations[rows, 1], model.replay_buffer.observations[rows, 1])
+    loaded.learn(20, reset_num_timesteps=False)
+
+
+def test_rainbow_frame_storage_off() -> None:
+    model = tiny_rainbow(frame_stack_vec_env(1), frame_storage=False)
+    assert model.frame_stack == 0 and not hasattr(model.replay_buffer, "frame_storage")
+    model = tiny_rainbow("CartPole-v1")  # nothing to stack: off
+    assert model.frame_stack == 0 and not hasattr(model.replay_buffer, "frame_storage")
+
+
+@pytest.mark.parametrize(
+    ("env", "frame_storage", "message"),
+    [
+        ("CartPole-v1", True, "frame_storage=True needs an env that stacks image frames"),
+        ("CartPole-v1", "yes", "frame_storage must be None"),
+    ],
+)
+def test_rainbow_frame_storage_bad_input(env, frame_storage, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_rainbow(env, frame_storage=frame_storage)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, unwrap_vec_wrapper
 
 try:
     import psutil
@@ -228,6 +229,22 @@ def check_frame_stack(observation_space: spaces.Space, n_stack: int) -> None:
             f"observation shape {observation_space.shape} does not hold n_stack={n_stack} frames on axis 0 "
             "(frame storage expects channel-first stacks, as VecFrameStack gives after VecTransposeImage)"
         )
+
+
+def stacked_frames(env: VecEnv) -> int | None:
+    """Frames per observation of an env that stacks image frames: SB3's ``VecFrameStack`` anywhere
+    in its wrappers, or a base VecEnv that stacks by itself and says so in ``n_stack`` (ale-py's
+    vector env adapter). ``None`` otherwise, or when the observations are not stacks of images."""
+    frame_stack = unwrap_vec_wrapper(env, VecFrameStack)
+    stacker = frame_stack.stacked_obs if frame_stack is not None else env.unwrapped  # type: ignore[attr-defined]
+    n_stack = getattr(stacker, "n_stack", None)
+    if n_stack is None:
+        return None
+    try:
+        check_frame_stack(env.observation_space, n_stack)
+    except ValueError:
+        return None
+    return int(n_stack)
 
 
 def frame_stack_buffer(

@@ -1,0 +1,168 @@
+"""Atari through SB3's standard path: gymnasium ALE ids, ``AtariWrapper``, ``VecFrameStack``.
+
+:func:`make_atari_vec_env` builds either path, this one or ale-py's C++ vector env
+(:class:`~rainbow_ext.envs.ale_vec_env.AleVecEnv`), with one set of options and one observation
+layout: ``(n_envs, n_stack, 84, 84)`` uint8, channel-first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.atari_wrappers import AtariWrapper
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecTransposeImage
+
+VecEnvKind = Literal["dummy", "subproc", "ale"]
+VEC_ENV_KINDS = ("dummy", "subproc", "ale")
+
+
+def register_ale() -> None:
+    """Register the ``ALE/...`` and ``...-v4`` ids with gymnasium (ale-py ships the ROMs)."""
+    try:
+        import ale_py
+    except ImportError as error:  # pragma: no cover - ale-py is a dependency of the atari extra
+        raise ImportError('Atari needs ale-py: pip install "rainbow_ext[atari]"') from error
+    gym.register_envs(ale_py)
+
+
+def atari_ids_by_game() -> dict[str, list[str]]:
+    """Every registered ALE gymnasium id, grouped by ROM name (``"breakout"``)."""
+    register_ale()
+    games: dict[str, list[str]] = {}
+    for env_id, spec in gym.registry.items():
+        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py") and "game" in spec.kwargs:
+            games.setdefault(spec.kwargs["game"], []).append(env_id)
+    return games
+
+
+def _game_key(name: str) -> str:
+    """``"ALE/MsPacman-v5"``, ``"MsPacmanNoFrameskip-v4"``, ``"ms_pacman"`` -> ``"mspacman"``."""
+    name = name.split("/")[-1].split("-v")[0].removesuffix("NoFrameskip").removesuffix("Deterministic")
+    return name.replace("_", "").lower()
+
+
+def atari_rom(env_id: str) -> str:
+    """The ROM name (``"breakout"``) of an ALE gymnasium id or ROM name. An id that does not exist
+    is a ValueError naming the ids that exist for that game, or the closest games."""
+    games = atari_ids_by_game()
+    for rom, ids in games.items():
+        if env_id == rom or env_id in ids:
+            return rom
+    by_key = {_game_key(rom): rom for rom in games}
+    rom = by_key.get(_game_key(env_id))
+    if rom is not None:
+        raise ValueError(f"unknown Atari env id {env_id!r}; the ids for {rom!r} are: {', '.join(sorted(games[rom]))}")
+    close = difflib.get_close_matches(_game_key(env_id), list(by_key), n=5, cutoff=0.6)
+    hint = f"; closest games: {', '.join(by_key[key] for key in close)}" if close else ""
+    raise ValueError(f"unknown Atari game {env_id!r} ({len(games)} games are installed){hint}")
+
+
+def is_atari_id(env_id: str) -> bool:
+    """True for ids that name an ALE game (registered or not, e.g. a misspelt version)."""
+    try:
+        atari_rom(env_id)
+    except ValueError as error:
+        return "the ids for" in str(error)
+    return True
+
+
+def make_atari_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    vec_env: VecEnvKind = "dummy",
+    n_stack: int = 4,
+    *,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    screen_size: int = 84,
+    terminal_on_life_loss: bool = True,
+    clip_reward: bool = True,
+    repeat_action_probability: float = 0.0,
+    full_action_space: bool = False,
+    max_episode_frames: int = 108_000,
+    monitor_dir: str | None = None,
+) -> VecEnv:
+    """Atari with frame stacking, observations ``(n_envs, n_stack, screen_size, screen_size)`` uint8.
+
+    ``vec_env="dummy"`` or ``"subproc"``: SB3's path, gymnasium's ALE env (with ``frameskip=1``:
+    skipping is AtariWrapper's) in ``Monitor``, ``AtariWrapper``, then ``VecFrameStack`` and
+    ``VecTransposeImage``. ``vec_env="ale"``: ale-py's C++ vector env through
+    :class:`~rainbow_ext.envs.AleVecEnv`. The options mean the same on both paths and default to
+    SB3's ``AtariWrapper``'s; the Machado et al. (2018) protocol is ``repeat_action_probability=0.25,
+    terminal_on_life_loss=False``.
+
+    :param env_id: any ALE gymnasium id (``"ALE/Breakout-v5"``, ``"BreakoutNoFrameskip-v4"``) or ROM name
+    :param repeat_action_probability: sticky actions, per emulator frame (ALE's own)
+    :param max_episode_frames: episodes are truncated after this many emulator frames (30 minutes)
+    """
+    if vec_env not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    rom = atari_rom(env_id)
+    if vec_env == "ale":
+        from rainbow_ext.envs.ale_vec_env import AleVecEnv
+
+        venv: VecEnv = AleVecEnv(
+            rom,
+            n_envs,
+            n_stack=n_stack,
+            noop_max=noop_max,
+            frame_skip=frame_skip,
+            screen_size=screen_size,
+            episodic_life=terminal_on_life_loss,
+            clip_reward=clip_reward,
+            repeat_action_probability=repeat_action_probability,
+            full_action_space=full_action_space,
+            max_episode_frames=max_episode_frames,
+        )
+        venv.seed(seed)
+        return venv
+
+    gym_id = env_id if env_id in gym.registry else atari_ids_by_game()[rom][0]
+    env_kwargs: dict[str, Any] = dict(
+        frameskip=1,
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=full_action_space,
+        max_num_frames_per_episode=max_episode_frames,
+    )
+    wrapper_kwargs = dict(
+        noop_max=noop_max,
+        frame_skip=frame_skip,
+        screen_size=screen_size,
+        terminal_on_life_loss=terminal_on_life_loss,
+        clip_reward=clip_reward,
+    )
+    venv = make_vec_env(
+        gym_id,
+        n_envs=n_envs,
+        seed=seed,
+        monitor_dir=monitor_dir,
+        wrapper_class=AtariWrapper,
+        wrapper_kwargs=wrapper_kwargs,
+        env_kwargs=env_kwargs,
+        vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+    )
+    return stack_frames(venv, n_stack)
+
+
+def stack_frames(venv: VecEnv, n_stack: int) -> VecEnv:
+    """SB3's ``VecFrameStack`` over image observations, channel-first: ``(n_stack * C, H, W)``.
+    Observations that are not images are refused (stacking them is no frame stack)."""
+    space = venv.observation_space
+    if not (isinstance(space, spaces.Box) and is_image_space(space, check_channels=True)):
+        raise ValueError(
+            f"frame stacking needs image observations (uint8, height x width x channels), got {space}; "
+            "drop frame_stack for this env"
+        )
+    if not isinstance(n_stack, int) or n_stack < 1:
+        raise ValueError(f"frame_stack must be an integer >= 1, got {n_stack!r}")
+    channels_first = is_image_space_channels_first(space)
+    stacked = VecFrameStack(venv, n_stack, channels_order="first" if channels_first else "last")
+    return stacked if channels_first else VecTransposeImage(stacked)
