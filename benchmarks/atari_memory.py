@@ -6,7 +6,9 @@ Prints the bytes per transition of
   (c) ``PrioritizedReplayBuffer`` with frame storage (what ``Rainbow`` uses on Atari),
 from ``nbytes`` (SB3's arrays are never filled, so nothing of (a) or (b) is allocated), then fills
 a buffer of ``--capacity`` transitions of (c) with a frame-stacked stream (episodes of about
-``--episode`` steps, 8 envs) and reports the growth of the process's resident memory.
+``--episode`` steps, 8 envs) and reports the growth of the process's resident memory. Last, the
+median time of ``sample(32)`` from that buffer (which rebuilds 64 stacks from single frames) beside
+SB3's ``ReplayBuffer.sample(32)`` from a filled buffer of ``--sb3-capacity`` transitions.
 
     python benchmarks/atari_memory.py                  # 1M transitions, about 7 GB of RAM
     python benchmarks/atari_memory.py --capacity 100000
@@ -51,7 +53,7 @@ def ours_bytes(buffer: PrioritizedReplayBuffer) -> int:
     return buffer.frame_storage.nbytes + sum(a.nbytes for a in arrays)  # type: ignore[attr-defined]
 
 
-def fill(buffer: PrioritizedReplayBuffer, n_envs: int, episode: int, seed: int = 0) -> None:
+def fill(buffer: ReplayBuffer, n_envs: int, episode: int, seed: int = 0) -> None:
     """One buffer's worth of VecFrameStack-like transitions (zero-padded first stacks, an episode
     end every ``episode`` steps per env on average)."""
     rng = np.random.default_rng(seed)
@@ -70,11 +72,21 @@ def fill(buffer: PrioritizedReplayBuffer, n_envs: int, episode: int, seed: int =
             obs[i, -1] = pool[rng.integers(0, 64)]
 
 
+def median_sample_seconds(buffer: ReplayBuffer, batch_size: int = 32, calls: int = 2000) -> float:
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        buffer.sample(batch_size)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--capacity", type=int, default=1_000_000, help="transitions (all envs together)")
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--episode", type=int, default=2000, help="mean episode length in agent steps")
+    parser.add_argument("--sb3-capacity", type=int, default=100_000, help="SB3 buffer for the sampling time")
     args = parser.parse_args()
 
     plain = sb3_bytes_per_transition()
@@ -88,6 +100,11 @@ def main() -> None:
     seconds = time.perf_counter() - start
     grown = rss_bytes() - before
     ours = ours_bytes(buffer) / args.capacity
+    ours_sample = median_sample_seconds(buffer)
+    del buffer
+    sb3_buffer = ReplayBuffer(args.sb3_capacity, OBS, ACT, device="cpu", n_envs=args.n_envs)
+    fill(sb3_buffer, args.n_envs, args.episode)
+    sb3_sample = median_sample_seconds(sb3_buffer)
 
     print(f"capacity {args.capacity:,} transitions of (4, 84, 84) uint8, {args.n_envs} envs, episodes ~{args.episode}")
     print(f"{'buffer':58s} {'bytes/transition':>16s} {'1M transitions':>15s}")
@@ -102,6 +119,10 @@ def main() -> None:
     print(
         f"measured: resident memory grew by {grown / 1e9:.2f} GB ({grown / args.capacity:,.0f} bytes/transition) "
         f"while filling {args.capacity:,} transitions in {seconds:.0f} s ({args.capacity / seconds:,.0f} transitions/s)"
+    )
+    print(
+        f"sample(32), median of 2000 calls: ours (prioritized, 3-step, {args.capacity:,}) {ours_sample * 1e6:,.0f} us, "
+        f"SB3 ReplayBuffer ({args.sb3_capacity:,}) {sb3_sample * 1e6:,.0f} us, ratio {ours_sample / sb3_sample:.2f}x"
     )
 
 

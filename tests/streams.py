@@ -14,14 +14,16 @@ Transition = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, l
 
 
 class FlickerEnv(gym.Env):
-    """Random (6, 6, 1) uint8 frames; episodes terminate with probability 0.1 per step and are
-    truncated by a TimeLimit of ``max_steps``."""
+    """Random (size, size, channels) uint8 frames; episodes terminate with probability 0.1 per step
+    (and are truncated by the TimeLimit that :func:`frame_stack_vec_env` adds)."""
 
-    observation_space = spaces.Box(0, 255, shape=(6, 6, 1), dtype=np.uint8)
     action_space = spaces.Discrete(3)
 
+    def __init__(self, channels: int = 1, size: int = 6) -> None:
+        self.observation_space = spaces.Box(0, 255, shape=(size, size, channels), dtype=np.uint8)
+
     def _frame(self) -> np.ndarray:
-        return self.np_random.integers(1, 256, size=(6, 6, 1), dtype=np.uint8)
+        return self.np_random.integers(1, 256, size=self.observation_space.shape, dtype=np.uint8)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -31,9 +33,13 @@ class FlickerEnv(gym.Env):
         return self._frame(), float(action), bool(self.np_random.random() < 0.1), False, {}
 
 
-def frame_stack_vec_env(n_envs: int, n_stack: int = 4, max_steps: int = 12, seed: int = 0) -> VecTransposeImage:
-    """SB3's own frame stacking: DummyVecEnv -> VecFrameStack -> VecTransposeImage, obs (n_stack, 6, 6)."""
-    venv = DummyVecEnv([lambda: gym.wrappers.TimeLimit(FlickerEnv(), max_steps) for _ in range(n_envs)])
+def frame_stack_vec_env(
+    n_envs: int, n_stack: int = 4, max_steps: int = 12, seed: int = 0, channels: int = 1
+) -> VecTransposeImage:
+    """SB3's own frame stacking: DummyVecEnv -> VecFrameStack -> VecTransposeImage, observations
+    (n_stack * channels, size, size), with size 6 (16 for RGB, which SB3 would take for channel-first)."""
+    size = 6 if channels == 1 else 16
+    venv = DummyVecEnv([lambda: gym.wrappers.TimeLimit(FlickerEnv(channels, size), max_steps) for _ in range(n_envs)])
     venv.seed(seed)
     return VecTransposeImage(VecFrameStack(venv, n_stack))
 

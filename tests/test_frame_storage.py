@@ -29,11 +29,12 @@ def assert_same_observations(plain: ReplayBuffer, framed: ReplayBuffer) -> None:
         np.testing.assert_array_equal(framed.next_observations[rows, envs], plain.next_observations[rows, envs])
 
 
-@pytest.mark.parametrize("n_envs", [1, 3])
-def test_vec_frame_stack_stream_matches_sb3(n_envs: int) -> None:
+@pytest.mark.parametrize(("n_envs", "channels"), [(1, 1), (3, 1), (2, 3)])
+def test_vec_frame_stack_stream_matches_sb3(n_envs: int, channels: int) -> None:
     """SB3's own VecFrameStack: resets (zero-padded stacks), terminations, TimeLimit truncations,
-    several envs, and a 9-row buffer wrapped around many times."""
-    venv = frame_stack_vec_env(n_envs)
+    several envs, RGB frames, and a 9-row buffer wrapped around many times."""
+    venv = frame_stack_vec_env(n_envs, channels=channels)
+    assert venv.observation_space.shape[0] == 4 * channels
     plain, framed = twin_buffers(ReplayBuffer, 9 * n_envs, venv.observation_space, n_envs, 4)
     ended = 0
     for step, transition in enumerate(vec_env_stream(venv, 120)):

@@ -29,8 +29,22 @@ HYPERPARAMS = dict(
 )
 
 
-@pytest.mark.parametrize("probe", PROBES, ids=lambda p: p.__name__)
-@pytest.mark.parametrize("preset", list(PRESETS))
+# The default run gives the paper's ablations (rainbow-no-X, each one component away from the fully
+# tested rainbow preset) the two probes that exercise the most at once; the rest run with -m slow.
+DEFAULT_RUN_ABLATION_PROBES = ("Chain", "MatchObservation")
+
+
+def preset_probe_cases() -> list:
+    cases = []
+    for preset in PRESETS:
+        for probe in PROBES:
+            slow = preset.startswith("rainbow-no-") and probe.__name__ not in DEFAULT_RUN_ABLATION_PROBES
+            marks = [pytest.mark.slow] if slow else []
+            cases.append(pytest.param(preset, probe, marks=marks, id=f"{preset}-{probe.__name__}"))
+    return cases
+
+
+@pytest.mark.parametrize(("preset", "probe"), preset_probe_cases())
 def test_preset_learns_probe(preset: str, probe: type) -> None:
     model = Rainbow.from_preset(preset, "MlpPolicy", probe(), **HYPERPARAMS).learn(STEPS)
     observations, q_true = expected_q(probe, GAMMA)
