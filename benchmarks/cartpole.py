@@ -22,7 +22,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from rainbow_ext import Rainbow
-from rainbow_ext.train import HYPERPARAMS
+from rainbow_ext.train import zoo_config
 
 ENV_ID = "CartPole-v1"
 THRESHOLD = 475.0
@@ -41,9 +41,6 @@ DQN_ZOO: dict[str, Any] = dict(
     exploration_final_eps=0.04,
     policy_kwargs=dict(net_arch=[256, 256]),
 )
-# Rainbow: the CartPole-v1 entry that `python -m rainbow_ext.train` uses (rl-zoo3's DQN schedule,
-# C51 support [0, 100]); the flags come from the preset.
-RAINBOW: dict[str, Any] = {k: v for k, v in HYPERPARAMS[ENV_ID].items() if k != "n_timesteps"}
 
 
 def run(algo: str, seed: int, steps: int, eval_freq: int, eval_episodes: int) -> dict[str, Any]:
@@ -52,7 +49,9 @@ def run(algo: str, seed: int, steps: int, eval_freq: int, eval_episodes: int) ->
     if algo == "sb3-dqn":
         model = DQN("MlpPolicy", env, seed=seed, **DQN_ZOO)
     else:
-        model = Rainbow.from_preset(algo, "MlpPolicy", env, seed=seed, **RAINBOW)
+        # the CartPole-v1 entry of zoo_configs/rainbow.yml, as `python -m rainbow_ext.train` uses it
+        config = zoo_config(algo, ENV_ID)
+        model = Rainbow(config.policy, env, seed=seed, **config.hyperparams)
     eval_env = make_vec_env(ENV_ID, n_envs=1, seed=10_000 + seed)
     # EvalCallback keeps its per-evaluation results only when it has a log_path.
     log_path = tempfile.mkdtemp(prefix="cartpole-bench-")

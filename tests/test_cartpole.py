@@ -12,15 +12,15 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from rainbow_ext import Rainbow
-from rainbow_ext.train import HYPERPARAMS
+from rainbow_ext.train import zoo_config
 
 
 @pytest.mark.slow
 def test_rainbow_solves_cartpole_within_50k_steps(tmp_path: Path) -> None:
-    hyperparams = dict(HYPERPARAMS["CartPole-v1"])
-    n_timesteps = hyperparams.pop("n_timesteps")
+    config = zoo_config("rainbow", "CartPole-v1")
+    n_timesteps = config.n_timesteps
     assert n_timesteps == 50_000
-    model = Rainbow.from_preset("rainbow", "MlpPolicy", make_vec_env("CartPole-v1", seed=0), seed=0, **hyperparams)
+    model = Rainbow(config.policy, make_vec_env("CartPole-v1", seed=0), seed=0, **config.hyperparams)
     callback = EvalCallback(
         make_vec_env("CartPole-v1", seed=10_000), n_eval_episodes=20, eval_freq=5_000, log_path=str(tmp_path)
     )

@@ -1,59 +1,260 @@
-"""`python -m rainbow_ext.train`: the run folder, -params overrides and bad input."""
+"""`python -m rainbow_ext.train` and `enjoy`: run folders, resolved configs, overrides, interruption and
+resumption, offline tracking, videos, and bad input (exit status 2, nothing written)."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from rainbow_ext import Rainbow
-from rainbow_ext.train import main, parse_params
+from rainbow_ext.enjoy import main as enjoy_main
+from rainbow_ext.train import main, parser, resolve_config
+
+# Small CartPole runs: the config's schedule, with fewer gradient steps per collection.
+FAST = ["train_freq:16", "gradient_steps:2", "learning_starts:200"]
 
 
-def test_train_saves_a_loadable_model_with_overrides(tmp_path: Path) -> None:
-    argv = [
-        "--algo",
-        "rainbow-no-noisy",
-        "-n",
-        "400",
-        "--eval-freq",
-        "200",
-        "--eval-episodes",
-        "2",
-        "-f",
-        str(tmp_path),
-        "--verbose",
-        "0",
-        "-params",
-        "learning_rate:0.01",
-        "n_steps:2",
-    ]
-    assert main(argv) == 0
-    run_dir = tmp_path / "rainbow-no-noisy" / "CartPole-v1_0"
-    assert {p.name for p in run_dir.iterdir()} >= {"CartPole-v1.zip", "best_model.zip"}
-    model = Rainbow.load(run_dir / "CartPole-v1.zip")
-    assert (model.learning_rate, model.n_steps, model.noisy, model.v_max) == (0.01, 2, False, 100.0)
-    assert model.num_timesteps >= 400  # SB3 collects train_freq (256) steps at a time
+def run_command(module: str, *argv: str, env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run ``python -m module argv``; ``env`` entries set (None: remove) environment variables."""
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={key: value for key, value in environ.items() if value is not None},
+    )
 
 
-def test_parse_params_types() -> None:
-    assert parse_params(["a:1", "b:2.5", "c:True", "d:[64, 64]", "e:auto"]) == {
-        "a": 1,
-        "b": 2.5,
-        "c": True,
-        "d": [64, 64],
-        "e": "auto",
+def test_run_folder_and_resolved_config(tmp_path: Path) -> None:
+    result = run_command(
+        "rainbow_ext.train",
+        *("--algo", "rainbow-no-noisy", "-n", "600", "--eval-freq", "300", "--eval-episodes", "2"),
+        *("--save-freq", "300", "-f", str(tmp_path), "--no-progress-bar", "--verbose", "0"),
+        *("-params", *FAST, "learning_rate:0.0123", "per_alpha:0.6"),
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "rainbow-no-noisy" / "CartPole-v1_1"
+    names = {p.name for p in run_dir.iterdir()}
+    assert names >= {
+        "config.yml",
+        "args.yml",
+        "command.txt",
+        "CartPole-v1.zip",
+        "best_model.zip",
+        "evaluations.npz",
+        "rl_model_300_steps.zip",
+        "tensorboard",
     }
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert "-params" in (run_dir / "command.txt").read_text()
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        assert list(evaluations["timesteps"]) == [300, 600] and evaluations["results"].shape == (2, 2)
+
+    config = yaml.safe_load((run_dir / "config.yml").read_text())
+    assert (config["algo"], config["env"], config["n_timesteps"], config["seed"]) == (
+        "rainbow-no-noisy",
+        "CartPole-v1",
+        600,
+        0,
+    )
+    used = config["hyperparams"]
+    model = Rainbow.load(run_dir / "CartPole-v1.zip")
+    # -params overrides reached the model; the rest is the CartPole entry of zoo_configs/rainbow.yml
+    assert used["learning_rate"] == model.learning_rate == 0.0123
+    assert used["per_alpha"] == model.per_alpha == 0.6
+    assert used["train_freq"] == [16, "step"] and used["gradient_steps"] == model.gradient_steps == 2
+    assert used["target_update_interval"] == model.target_update_interval == 10
+    assert used["batch_size"] == model.batch_size == 64 and used["v_max"] == model.v_max == 100.0
+    assert used["policy_kwargs"]["net_arch"] == model.policy_kwargs["net_arch"] == [256, 256]
+    # the component flags of the preset, and its epsilon schedule (no noisy nets: the entry's applies)
+    assert (used["noisy"], used["double_q"], used["dueling"], used["distributional"]) == (False, True, True, True)
+    assert (used["n_steps"], used["prioritized"]) == (3, True)
+    assert used["exploration_fraction"] == model.exploration_fraction == 0.16
+    assert used["exploration_final_eps"] == model.exploration_final_eps == 0.04
+    for key, value in used.items():  # every scalar recorded is the model's own
+        if isinstance(value, (int, float, bool)) and hasattr(model, key):
+            assert getattr(model, key) == value, key
+
+
+def test_noisy_presets_drop_the_entrys_epsilon() -> None:
+    args = parser().parse_args(["--algo", "rainbow"])
+    assert "exploration_final_eps" not in resolve_config(args).hyperparams
+    args = parser().parse_args(["--algo", "rainbow", "-params", "exploration_final_eps:0.2"])
+    assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.2  # given explicitly: applies
+    args = parser().parse_args(["--algo", "dqn"])
+    assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.04
+
+
+def test_qrdqn_baseline_trains(tmp_path: Path) -> None:
+    from sb3_contrib import QRDQN
+
+    argv = ["--algo", "qrdqn", "-n", "300", "--eval-freq", "-1", "-f", str(tmp_path), "--no-progress-bar"]
+    assert main([*argv, "--verbose", "0", "-params", *FAST]) == 0
+    model = QRDQN.load(tmp_path / "qrdqn" / "CartPole-v1_1" / "CartPole-v1.zip")
+    assert model.policy_kwargs["n_quantiles"] == 10 and model.num_timesteps == 304  # 19 collections of 16
+
+
+def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
+    argv = ["--algo", "rainbow", "-n", "6000", "--eval-freq", "400", "--eval-episodes", "1", "-f", str(tmp_path)]
+    argv += ["--no-progress-bar", "--verbose", "0", "-params", *FAST]
+    process = subprocess.Popen([sys.executable, "-m", "rainbow_ext.train", *argv], stdout=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "rainbow" / "CartPole-v1_1"
+    deadline = time.time() + 180
+    while not (run_dir / "evaluations.npz").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and "SIGINT: stopped at step" in out
+
+    interrupted = Rainbow.load(run_dir / "CartPole-v1.zip")
+    assert 400 <= interrupted.num_timesteps < 6000
+    interrupted.load_replay_buffer(run_dir / "replay_buffer.pkl")
+    buffer = interrupted.replay_buffer
+    # SB3 drops the transition of the step whose callback stops training; all others are kept
+    assert buffer.size() == interrupted.num_timesteps - 1
+    assert buffer.max_priority > 1.0  # priorities were learned and kept
+
+    result = run_command(
+        "rainbow_ext.train", "--algo", "rainbow", "-i", str(run_dir / "CartPole-v1.zip"), "-f", str(tmp_path),
+        "--eval-freq", "400", "--eval-episodes", "1", "--no-progress-bar", "--verbose", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"loaded the replay buffer ({buffer.size()} transitions)" in result.stdout
+    resumed = Rainbow.load(run_dir / "CartPole-v1.zip")
+    assert resumed.num_timesteps >= 6000  # the original budget, counted on from the interruption
+    assert resumed._total_timesteps == 6000  # so schedules (beta, learning rate) ended where planned
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        steps = list(evaluations["timesteps"])
+    assert steps == sorted(steps) and steps[0] <= interrupted.num_timesteps < steps[-1]  # history kept
+    assert len(list((tmp_path / "rainbow").iterdir())) == 1  # continued in its own folder
+
+
+def test_track_writes_an_offline_wandb_run(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "WANDB_API_KEY": None, "WANDB_MODE": None, "NETRC": None}  # no key anywhere
+    result = run_command(
+        "rainbow_ext.train", "--algo", "dqn", "-n", "300", "--eval-freq", "-1", "-f", str(tmp_path / "logs"),
+        "--no-progress-bar", "--verbose", "0", "--track", "-params", *FAST, "learning_rate:0.000777", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runs = list((tmp_path / "logs" / "dqn" / "CartPole-v1_1" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    record = runs[0].read_bytes()  # wandb's transaction log: the config's JSON is stored as text
+    for needle in (b"hyperparams", b"0.000777", b"exploration_final_eps", b"prioritized", b"CartPole-v1"):
+        assert needle in record, needle
+
+
+def test_enjoy_records_a_video(tmp_path: Path, capsys) -> None:
+    argv = ["--algo", "dqn", "-n", "300", "--eval-freq", "-1", "-f", str(tmp_path), "--no-progress-bar"]
+    assert main([*argv, "--verbose", "0", "-params", *FAST]) == 0
+    assert enjoy_main(["--algo", "dqn", "-f", str(tmp_path), "-n", "2", "--record-video"]) == 0
+    out = capsys.readouterr().out
+    assert "episode 2: return" in out and "mean return" in out
+    videos = list((tmp_path / "dqn" / "CartPole-v1_1" / "videos").glob("*.mp4"))
+    assert videos and all(v.stat().st_size > 1000 for v in videos)
+
+
+def write_config(tmp_path: Path, entry: str) -> str:
+    path = tmp_path / "conf.yml"
+    path.write_text(f"CartPole-v1:\n{entry}")
+    return str(path)
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["-params", "v_min:5", "v_max:1"], "v_min must be < v_max"),
+        (["--algo", "rainbw"], "unknown algo 'rainbw' (did you mean rainbow"),
+        (["--env", "CartPol-v1"], "unknown env id 'CartPol-v1'; closest: CartPole-v1"),
+        (["--env", "ALE/Pong-v9"], "the ids for 'pong' are: ALE/Pong-v5"),
+        (["--env", "Pendulum-v1"], "Box action space"),
         (["-params", "learning_rate"], "malformed -params entry 'learning_rate'"),
-        (["-params", "no_such_key:1"], "unknown argument"),
-        (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+        (["-params", "learning_rat:0.1"], "unknown hyperparameter(s) ['learning_rat'] in -params (did you mean"),
+        (["-params", "batch_size:big"], "batch_size in -params must be int, got 'big'"),
+        (["-params", "v_min:5", "v_max:1"], "v_min must be < v_max"),
+        (["-conf", "{conf}/conf.yml", "--env", "CartPole-v1"], "valid keys:"),
+        (["-i", "{conf}/missing.zip"], "no such file"),
+        (["-i", "{conf}/corrupt.zip"], "not a readable rainbow model"),
+        (["-f", "{conf}/a_file/logs"], "is not a directory"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
-    assert main([*argv, "-f", str(tmp_path)]) == 2
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "conf.yml").write_text("CartPole-v1:\n  n_timesteps: 100\n  learning_rat: 0.1\n")
+    (conf_dir / "corrupt.zip").write_bytes(b"not a zip file")
+    (conf_dir / "a_file").write_text("")
+    logs = tmp_path / "logs"
+    argv = [a.replace("{conf}", str(conf_dir)) for a in argv]
+    if "-f" not in argv:
+        argv += ["-f", str(logs)]
+    assert main(argv) == 2
     assert message in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())  # nothing written
+    assert not logs.exists()  # nothing written
+
+
+def test_yaml_wrong_type_is_an_error(tmp_path: Path, capsys) -> None:
+    conf = write_config(tmp_path, "  n_timesteps: 100\n  gamma: high\n")
+    assert main(["-conf", conf, "-f", str(tmp_path / "logs")]) == 2
+    assert "gamma in conf.yml['CartPole-v1'] must be int or float, got 'high'" in capsys.readouterr().err
+
+
+def test_bad_input_exit_status_from_the_shell(tmp_path: Path) -> None:
+    result = run_command("rainbow_ext.train", "--algo", "no-such-algo", "-f", str(tmp_path / "logs"))
+    assert result.returncode == 2 and "unknown algo 'no-such-algo'" in result.stderr
+    result = run_command("rainbow_ext.enjoy", "--algo", "rainbow", "-f", str(tmp_path / "logs"))
+    assert result.returncode == 2 and "no runs of rainbow on CartPole-v1" in result.stderr
+
+
+@pytest.mark.parametrize("config_file", ["rainbow.yml", "qrdqn.yml"])
+def test_every_zoo_config_entry_is_valid(config_file: str) -> None:
+    """Every entry passes the typed checks for its algo, and its policy_kwargs import."""
+    from rainbow_ext import config as cfg
+    from rainbow_ext.train import algo_class
+
+    algo = "qrdqn" if config_file == "qrdqn.yml" else "rainbow"
+    entries = cfg.load_entries(cfg.CONFIG_DIR / config_file)
+    assert {"default", "atari", "minatar", "CartPole-v1", "Acrobot-v1", "LunarLander-v3"} <= set(entries)
+    assert {f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")} <= set(
+        entries
+    )
+    for key, entry in entries.items():
+        resolved = cfg.resolve(entry, {}, algo_class(algo), noisy=False, source=key)
+        assert isinstance(resolved.get("n_timesteps"), int), key
+
+
+def test_rainbow_yml_atari_entry_is_the_papers() -> None:
+    from rainbow_ext.train import zoo_config
+
+    atari = zoo_config("rainbow", "ALE/Breakout-v5")
+    h = atari.hyperparams
+    assert (h["learning_rate"], h["n_steps"], h["target_update_interval"], h["learning_starts"]) == (
+        6.25e-5,
+        3,
+        8000,
+        20000,
+    )
+    assert (h["buffer_size"], h["n_atoms"], h["v_min"], h["v_max"]) == (1_000_000, 51, -10.0, 10.0)
+    assert (h["per_alpha"], h["per_beta0"], h["batch_size"], h["train_freq"]) == (0.5, 0.4, 32, 4)
+    assert atari.frame_stack == 4 and atari.policy == "CnnPolicy"
+
+
+@pytest.mark.parametrize(
+    ("env_id", "vec_env", "frame_stack"), [("ALE/Pong-v5", "ale", 4), ("MinAtar/Breakout-v1", "dummy", 0)]
+)
+def test_train_on_atari_and_minatar(env_id: str, vec_env: str, frame_stack: int, tmp_path: Path) -> None:
+    argv = ["--env", env_id, "--vec-env", vec_env, "-n", "200", "--eval-freq", "-1", "-f", str(tmp_path)]
+    params = ["buffer_size:500", "learning_starts:100", "batch_size:8"]
+    assert main([*argv, "--no-progress-bar", "--verbose", "0", "-params", *params]) == 0
+    run_dir = tmp_path / "rainbow" / f"{env_id.replace('/', '-')}_1"
+    config = yaml.safe_load((run_dir / "config.yml").read_text())
+    assert config["hyperparams"]["frame_stack"] == frame_stack and config["policy"] == "CnnPolicy"
+    assert (run_dir / f"{env_id.replace('/', '-')}.zip").is_file()

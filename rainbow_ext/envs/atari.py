@@ -8,6 +8,7 @@ layout: ``(n_envs, n_stack, 84, 84)`` uint8, channel-first.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -87,6 +88,8 @@ def make_atari_vec_env(
     full_action_space: bool = False,
     max_episode_frames: int = 108_000,
     monitor_dir: str | None = None,
+    render_mode: str | None = None,
+    video_folder: str | None = None,
 ) -> VecEnv:
     """Atari with frame stacking, observations ``(n_envs, n_stack, screen_size, screen_size)`` uint8.
 
@@ -100,6 +103,9 @@ def make_atari_vec_env(
     :param env_id: any ALE gymnasium id (``"ALE/Breakout-v5"``, ``"BreakoutNoFrameskip-v4"``) or ROM name
     :param repeat_action_probability: sticky actions, per emulator frame (ALE's own)
     :param max_episode_frames: episodes are truncated after this many emulator frames (30 minutes)
+    :param render_mode: gymnasium's render mode (SB3's path only; ale-py's vector env does not render)
+    :param video_folder: record every episode of the first env there (gymnasium's RecordVideo around
+        the game itself, so a video shows a whole game); SB3's path only
     """
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
@@ -109,6 +115,8 @@ def make_atari_vec_env(
     if vec_env == "ale":
         from rainbow_ext.envs.ale_vec_env import AleVecEnv
 
+        if render_mode is not None or video_folder is not None:
+            raise ValueError("ale-py's vector env does not render; use vec_env='dummy' to record videos")
         venv: VecEnv = AleVecEnv(
             rom,
             n_envs,
@@ -131,6 +139,7 @@ def make_atari_vec_env(
         repeat_action_probability=repeat_action_probability,
         full_action_space=full_action_space,
         max_num_frames_per_episode=max_episode_frames,
+        render_mode=render_mode,
     )
     wrapper_kwargs = dict(
         noop_max=noop_max,
@@ -139,17 +148,31 @@ def make_atari_vec_env(
         terminal_on_life_loss=terminal_on_life_loss,
         clip_reward=clip_reward,
     )
+    if video_folder is not None:
+        env_kwargs["render_mode"] = "rgb_array"
     venv = make_vec_env(
-        gym_id,
+        record_video(gym_id, video_folder, env_kwargs) if video_folder is not None else gym_id,
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,
         wrapper_class=AtariWrapper,
         wrapper_kwargs=wrapper_kwargs,
-        env_kwargs=env_kwargs,
+        env_kwargs=None if video_folder is not None else env_kwargs,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
     )
     return stack_frames(venv, n_stack)
+
+
+def record_video(
+    env_id: str | Callable[..., gym.Env], video_folder: str, env_kwargs: dict[str, Any]
+) -> Callable[[], gym.Env]:
+    """An env factory that records every episode to ``video_folder`` (gymnasium's RecordVideo, MP4)."""
+
+    def make() -> gym.Env:
+        env = gym.make(env_id, **env_kwargs) if isinstance(env_id, str) else env_id(**env_kwargs)
+        return gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda _: True, disable_logger=True)
+
+    return make
 
 
 def stack_frames(venv: VecEnv, n_stack: int) -> VecEnv:

@@ -1,0 +1,274 @@
+"""Hyperparameters in rl-zoo3's YAML layout, parsed with types and never evaluated.
+
+A config file (``zoo_configs/rainbow.yml`` for every preset, ``zoo_configs/qrdqn.yml`` for QR-DQN)
+maps env ids to entries; an env without its own entry takes ``atari`` (Atari games), ``minatar``
+(MinAtar games) or ``default``. An entry holds constructor arguments of the algorithm plus rl-zoo3's
+keys for the run: ``n_timesteps``, ``policy``, ``n_envs``, ``frame_stack``, ``env_wrapper``,
+``env_kwargs``.
+
+Differences from rl-zoo3, which ``eval``s strings: values are YAML values checked against the type of
+their key; ``policy_kwargs`` may be a YAML mapping or rl-zoo3's ``"dict(net_arch=[64, 64])"`` string,
+read as literals only; classes (``activation_fn``, ``optimizer_class``, ``features_extractor_class``,
+``env_wrapper``) are named by import path and imported, never evaluated; an unknown key is an error
+that lists the valid ones. Epsilon-greedy keys (``exploration_*``) of an entry apply only to algos
+without noisy nets, so one entry serves every ablation (given with ``-params`` they always apply).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from stable_baselines3.common.utils import LinearSchedule
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "zoo_configs"
+
+# Keys of an entry that configure the run rather than the algorithm's constructor.
+RUN_KEYS = ("n_timesteps", "policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs")
+EXPLORATION_KEYS = ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
+# Constructor arguments set by the command itself, not by configs.
+COMMAND_ARGS = ("self", "policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
+
+NUMBER = (int, float)
+# Expected YAML types of the keys that have one; the rest (SB3 arguments added later) pass unchecked.
+KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "n_timesteps": NUMBER,
+    "policy": (str,),
+    "n_envs": (int,),
+    "frame_stack": (int,),
+    "env_wrapper": (str, list, dict),
+    "env_kwargs": (dict,),
+    "learning_rate": (*NUMBER, str),
+    "buffer_size": NUMBER,
+    "learning_starts": NUMBER,
+    "batch_size": (int,),
+    "tau": NUMBER,
+    "gamma": NUMBER,
+    "train_freq": (int, list),
+    "gradient_steps": (int,),
+    "target_update_interval": NUMBER,
+    "exploration_fraction": NUMBER,
+    "exploration_initial_eps": NUMBER,
+    "exploration_final_eps": NUMBER,
+    "max_grad_norm": NUMBER,
+    "n_steps": (int,),
+    "optimize_memory_usage": (bool,),
+    "policy_kwargs": (dict, str),
+    "replay_buffer_kwargs": (dict,),
+    "stats_window_size": (int,),
+    "double_q": (bool,),
+    "dueling": (bool,),
+    "noisy": (bool,),
+    "noisy_sigma0": NUMBER,
+    "distributional": (bool,),
+    "n_atoms": (int,),
+    "v_min": NUMBER,
+    "v_max": NUMBER,
+    "prioritized": (bool,),
+    "per_alpha": NUMBER,
+    "per_beta0": NUMBER,
+    "per_eps": NUMBER,
+    "frame_storage": (bool, type(None)),
+}
+# Counts written as 1e6 in YAML are floats; they are integers.
+INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
+# policy_kwargs entries that name classes.
+CLASS_KWARGS = ("activation_fn", "optimizer_class", "features_extractor_class")
+SHORT_CLASS_NAMES = {
+    "ReLU": "torch.nn.ReLU",
+    "Tanh": "torch.nn.Tanh",
+    "ELU": "torch.nn.ELU",
+    "Adam": "torch.optim.Adam",
+}
+# rl-zoo3 configs write nn.ReLU (its module imports torch.nn as nn)
+MODULE_ALIASES = {"nn": "torch.nn", "th.nn": "torch.nn", "optim": "torch.optim", "th.optim": "torch.optim"}
+
+
+class ConfigError(ValueError):
+    """A config file, entry or ``-params`` value that cannot be used."""
+
+
+def valid_keys(algo_class: type) -> list[str]:
+    """Keys an entry may hold: the algorithm's constructor arguments and the run keys."""
+    params = set(inspect.signature(algo_class.__init__).parameters) - set(COMMAND_ARGS)
+    return sorted(params | set(RUN_KEYS))
+
+
+def load_entries(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path) as file:
+            entries = yaml.safe_load(file)
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file {path} does not exist") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+        raise ConfigError(f"config file {path} must map env ids to mappings of hyperparameters")
+    return entries
+
+
+def select_entry(entries: dict[str, dict[str, Any]], env_id: str, family: str | None) -> tuple[str, dict[str, Any]]:
+    """The entry for ``env_id``, else its family's (``atari``, ``minatar``), else ``default``."""
+    for key in (env_id, family, "default"):
+        if key is not None and key in entries:
+            return key, dict(entries[key])
+    raise ConfigError(f"no entry for {env_id!r} (nor {family or 'default'!r}) in the config file")
+
+
+def resolve(
+    entry: dict[str, Any],
+    overrides: dict[str, Any],
+    algo_class: type,
+    noisy: bool,
+    source: str = "config",
+) -> dict[str, Any]:
+    """Check an entry and ``-params`` overrides and merge them into constructor and run arguments.
+
+    :param noisy: the algo explores with noisy nets: the entry's epsilon keys are dropped
+    """
+    keys = valid_keys(algo_class)
+    for where, values in ((source, entry), ("-params", overrides)):
+        unknown = sorted(set(values) - set(keys))
+        if unknown:
+            hints = {key: difflib.get_close_matches(key, keys, n=1) for key in unknown}
+            hint = "".join(f" (did you mean {match[0]!r}?)" for match in hints.values() if match)
+            raise ConfigError(f"unknown hyperparameter(s) {unknown} in {where}{hint}; valid keys: {', '.join(keys)}")
+        for key, value in values.items():
+            check_type(key, value, where)
+    if noisy:
+        entry = {key: value for key, value in entry.items() if key not in EXPLORATION_KEYS}
+    merged = {**entry, **overrides}
+    for key in INTEGER_KEYS:
+        if key in merged:
+            merged[key] = as_integer(key, merged[key])
+    if isinstance(merged.get("train_freq"), list):
+        merged["train_freq"] = parse_train_freq(merged["train_freq"])
+    if "policy_kwargs" in merged:
+        merged["policy_kwargs"] = parse_policy_kwargs(merged["policy_kwargs"])
+    return merged
+
+
+def check_type(key: str, value: Any, where: str) -> None:
+    expected = KEY_TYPES.get(key)
+    # bool is an int in Python, but not a valid count or rate here
+    bad_bool = isinstance(value, bool) and expected is not None and bool not in expected
+    if expected is not None and (bad_bool or not isinstance(value, expected)):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
+        raise ConfigError(f"{key} in {where} must be {names}, got {value!r} ({type(value).__name__})")
+
+
+def as_integer(key: str, value: float) -> int:
+    if float(value) != int(value):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def parse_train_freq(value: list) -> tuple[int, str]:
+    if len(value) != 2 or not isinstance(value[0], int) or value[1] not in ("step", "episode"):
+        raise ConfigError(f"train_freq must be an integer or [n, 'step' | 'episode'], got {value!r}")
+    return value[0], value[1]
+
+
+def learning_rate_schedule(value: float | str) -> float | Callable[[float], float]:
+    """A number, or rl-zoo3's ``lin_<start>``: linear decay from start to 0 over the run."""
+    if isinstance(value, str):
+        if not value.startswith("lin_"):
+            raise ConfigError(f"learning_rate must be a number or 'lin_<number>', got {value!r}")
+        try:
+            start = float(value.removeprefix("lin_"))
+        except ValueError as error:
+            raise ConfigError(f"learning_rate must be a number or 'lin_<number>', got {value!r}") from error
+        return LinearSchedule(start, 0.0, 1.0)
+    return float(value)
+
+
+def parse_policy_kwargs(value: dict[str, Any] | str) -> dict[str, Any]:
+    """A mapping, or rl-zoo3's ``"dict(key=literal, ...)"`` string read without evaluation; entries
+    naming classes are imported."""
+    if isinstance(value, str):
+        value = parse_dict_call(value, "policy_kwargs")
+    kwargs = dict(value)
+    for key in CLASS_KWARGS:
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = import_object(kwargs[key], f"policy_kwargs[{key!r}]")
+    return kwargs
+
+
+def parse_dict_call(text: str, what: str) -> dict[str, Any]:
+    """``"dict(a=1, b=[2, 3])"`` -> ``{"a": 1, "b": [2, 3]}``; values must be literals or dotted
+    names (kept as strings, for classes)."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as error:
+        raise ConfigError(f"{what}: cannot read {text!r}: {error.msg}") from error
+    if not (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args
+    ):
+        raise ConfigError(f"{what} must be a mapping or 'dict(key=value, ...)', got {text!r}")
+    result = {}
+    for keyword in node.keywords:
+        if keyword.arg is None:
+            raise ConfigError(f"{what}: '**' is not supported in {text!r}")
+        result[keyword.arg] = literal_or_name(keyword.value, what, text)
+    return result
+
+
+def literal_or_name(node: ast.expr, what: str, text: str) -> Any:
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return ast.unparse(node)  # a class name such as nn.ReLU, imported later
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        return parse_dict_call(ast.unparse(node), what)
+    try:
+        return ast.literal_eval(node)
+    except ValueError as error:
+        raise ConfigError(f"{what}: only literals and class names are allowed, got {ast.unparse(node)!r}") from error
+
+
+def import_object(path: str, what: str) -> Any:
+    """``"torch.nn.ReLU"``, ``"nn.ReLU"`` or ``"ReLU"`` (torch.nn, then torch.optim) -> the class."""
+    module_name, _, name = path.rpartition(".")
+    candidates = [MODULE_ALIASES.get(module_name, module_name)] if module_name else ["torch.nn", "torch.optim"]
+    for candidate in candidates:
+        try:
+            return getattr(importlib.import_module(candidate), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ConfigError(f"{what}: cannot import {path!r} (give module.Name, e.g. torch.nn.ReLU)")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``-params key:value`` pairs. Values are read as YAML scalars and flow collections
+    (``0.01``, ``true``, ``[64, 64]``, ``{net_arch: [64]}``), never evaluated."""
+    params = {}
+    for pair in pairs:
+        key, sep, text = pair.partition(":")
+        if not sep or not key or not text:
+            raise ConfigError(f"malformed -params entry {pair!r}: expected key:value")
+        try:
+            params[key] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"malformed -params value in {pair!r}: {error}") from error
+        if isinstance(params[key], str) and key == "policy_kwargs":
+            params[key] = parse_dict_call(params[key], "-params policy_kwargs")
+    return params
+
+
+def to_yaml_value(value: Any) -> Any:
+    """A YAML-safe form of a resolved value (classes and schedules by name)."""
+    if isinstance(value, dict):
+        return {str(k): to_yaml_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_yaml_value(v) for v in value]
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return repr(value)

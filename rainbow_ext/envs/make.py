@@ -1,0 +1,133 @@
+"""One entry point from an env id and a config entry to a VecEnv, for train, enjoy, ablate and tune."""
+
+from __future__ import annotations
+
+import difflib
+from functools import partial
+from typing import Any, Literal
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from rainbow_ext.envs.atari import (
+    VEC_ENV_KINDS,
+    atari_rom,
+    is_atari_id,
+    make_atari_vec_env,
+    record_video,
+    stack_frames,
+)
+from rainbow_ext.envs.minatar import MINATAR_PREFIX, make_minatar_env, minatar_ids
+
+EnvFamily = Literal["atari", "minatar"]
+
+
+def env_family(env_id: str) -> EnvFamily | None:
+    """``"atari"`` for ALE ids and ROM names, ``"minatar"`` for ``MinAtar/...``, else None."""
+    if env_id.startswith(MINATAR_PREFIX):
+        return "minatar"
+    try:
+        return "atari" if is_atari_id(env_id) else None
+    except ImportError:  # no ale-py: nothing is Atari
+        return None
+
+
+def check_env_id(env_id: str) -> None:
+    """A ValueError for an env id that does not exist, naming the closest ones."""
+    family = env_family(env_id)
+    if family == "atari":
+        atari_rom(env_id)  # raises with the ids of that game
+        return
+    if family == "minatar":
+        if env_id not in minatar_ids():
+            raise ValueError(f"unknown MinAtar env id {env_id!r}; valid: {', '.join(minatar_ids())}")
+        return
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.6)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown env id {env_id!r}{hint}")
+
+
+def _wrapper_class(env_wrapper: Any) -> Any:
+    """rl-zoo3's ``env_wrapper``: an import path, a list of them, or ``{path: kwargs}`` mappings."""
+    from rainbow_ext.config import import_object
+
+    items = env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
+    wrappers = []
+    for item in items:
+        if isinstance(item, dict) and len(item) == 1:
+            ((path, kwargs),) = item.items()
+        elif isinstance(item, str):
+            path, kwargs = item, {}
+        else:
+            raise ValueError(f"env_wrapper entries must be import paths or {{path: kwargs}}, got {item!r}")
+        wrappers.append((import_object(path, "env_wrapper"), kwargs or {}))
+
+    def wrap(env: gym.Env) -> gym.Env:
+        for cls, kwargs in wrappers:
+            env = cls(env, **kwargs)
+        return env
+
+    return wrap
+
+
+def make_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    vec_env: str = "dummy",
+    frame_stack: int | None = None,
+    env_wrapper: Any = None,
+    env_kwargs: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+    video_folder: str | None = None,
+) -> VecEnv:
+    """The VecEnv for ``env_id``: Atari through :func:`make_atari_vec_env` (``env_kwargs`` are its
+    options, ``frame_stack`` its ``n_stack``), MinAtar channel-first, any other gymnasium id through
+    SB3's ``make_vec_env`` (with ``env_wrapper`` and, for images, ``frame_stack``). Episodes are
+    recorded by SB3's ``Monitor``; with ``video_folder`` every episode is filmed (around the base env,
+    so a video is a whole game). Errors are ValueErrors that name the problem."""
+    if vec_env not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    check_env_id(env_id)
+    family = env_family(env_id)
+    env_kwargs = dict(env_kwargs or {})
+    if family != "atari" and vec_env == "ale":
+        raise ValueError(f"vec_env 'ale' runs Atari games only, not {env_id!r}; use 'dummy' or 'subproc'")
+    if family == "atari":
+        if env_wrapper is not None:
+            raise ValueError("Atari envs get AtariWrapper (or ale-py's equivalent) already: drop env_wrapper")
+        n_stack = 4 if frame_stack is None else frame_stack
+        try:
+            venv = make_atari_vec_env(
+                env_id, n_envs, seed, vec_env, n_stack, render_mode=render_mode, video_folder=video_folder, **env_kwargs
+            )
+        except TypeError as error:  # an unknown option in env_kwargs
+            raise ValueError(f"env_kwargs for Atari: {error}") from error
+    else:
+        make_one = make_minatar_env if family == "minatar" else gym.make
+        kwargs = {**env_kwargs, **({"render_mode": render_mode} if render_mode else {})}
+        wrap = _wrapper_class(env_wrapper) if env_wrapper is not None else None
+        if video_folder is not None:
+            base = partial(make_one, env_id)
+            make = record_video(base, video_folder, {**kwargs, "render_mode": "rgb_array"})
+        else:
+            make = partial(make_one, env_id, **kwargs)
+        venv = make_vec_env(
+            make,
+            n_envs=n_envs,
+            seed=seed,
+            wrapper_class=wrap,
+            vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+        )
+        if frame_stack:
+            venv = stack_frames(venv, frame_stack)
+    if not isinstance(venv.action_space, spaces.Discrete):
+        space = venv.action_space
+        venv.close()
+        raise ValueError(f"{env_id} has a {type(space).__name__} action space ({space}); this needs Discrete actions")
+    return venv
