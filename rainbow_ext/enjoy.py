@@ -81,15 +81,20 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{path} on {args.env}, {args.n_episodes} episodes, {'stochastic' if args.stochastic else 'greedy'}")
     returns, lengths = [], []
-    obs = env.reset()
-    while len(returns) < args.n_episodes:
-        action, _ = model.predict(obs, deterministic=not args.stochastic)
-        obs, _, _, infos = env.step(action)
-        if "episode" in infos[0]:  # a whole game (Monitor's record), not a life
-            returns.append(infos[0]["episode"]["r"])
-            lengths.append(infos[0]["episode"]["l"])
-            print(f"episode {len(returns)}: return {returns[-1]:.2f}, length {lengths[-1]}")
-    env.close()
+    try:
+        obs = env.reset()
+        while len(returns) < args.n_episodes:
+            action, _ = model.predict(obs, deterministic=not args.stochastic)
+            obs, _, _, infos = env.step(action)
+            if "episode" in infos[0]:  # a whole game (Monitor's record), not a life
+                returns.append(infos[0]["episode"]["r"])
+                lengths.append(infos[0]["episode"]["l"])
+                print(f"episode {len(returns)}: return {returns[-1]:.2f}, length {lengths[-1]}")
+    except gym.error.DependencyNotInstalled as error:  # rendering for --record-video
+        print(f'error: {error} (pip install -e ".[video]")', file=sys.stderr)
+        return 2
+    finally:
+        env.close()
     print(f"mean return {np.mean(returns):.2f} +/- {np.std(returns):.2f} over {len(returns)} episodes")
     if args.record_video:
         print(f"videos: {video_folder}")

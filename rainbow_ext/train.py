@@ -248,9 +248,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-entity", default=None)
     p.add_argument("--tensorboard-log", default=None, help="TensorBoard folder (default: the run folder)")
     p.add_argument("-i", "--trained-agent", default=None, help="continue training this model (.zip)")
+    p.add_argument("--run-dir", default=None, help="write the run to this new or empty folder, not <env>_<n>")
     p.add_argument("--no-progress-bar", action="store_true")
     p.add_argument("--verbose", type=int, default=1)
     return p
+
+
+BAD_INPUT = (ValueError, TypeError, NotImplementedError, gym.error.Error, ImportError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,10 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         session = prepare(args)
-    except (ValueError, TypeError, NotImplementedError, gym.error.Error, ImportError) as error:
+    except BAD_INPUT as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return session.train(argv)
+    session.train(argv)
+    return 0
 
 
 @dataclass
@@ -274,10 +279,17 @@ class Session:
     run_dir: Path | None  # set when continuing a run in its own folder
     remaining: int
 
-    def train(self, argv: list[str]) -> int:
+    def train(self, argv: list[str]) -> TrainResult:
         args, run, model = self.args, self.run, self.model
         resuming = self.run_dir is not None
-        run_dir = self.run_dir or runs.new_run_dir(Path(args.log_folder), run.algo, run.env)
+        if resuming:
+            run_dir = self.run_dir
+        elif args.run_dir is not None:
+            run_dir = Path(args.run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            run_dir = runs.new_run_dir(Path(args.log_folder), run.algo, run.env)
+        assert run_dir is not None
         config = run_config_dict(run, model)
         runs.write_yaml(run_dir / runs.CONFIG_FILE, config)
         runs.write_yaml(run_dir / runs.ARGS_FILE, vars(args))
@@ -343,7 +355,14 @@ class Session:
         for env in (model.get_env(), eval_env):
             if env is not None:
                 env.close()
-        return 0
+        return TrainResult(model, run_dir, stop.received)
+
+
+@dataclass
+class TrainResult:
+    model: BaseAlgorithm
+    run_dir: Path
+    interrupted_by: str | None  # the signal that stopped training early, if one did
 
 
 class StopOnSignalGuard:
@@ -368,6 +387,10 @@ def prepare(args: argparse.Namespace) -> Session:
     """Everything that can fail on bad input, before anything is written."""
     check_algo(args.algo)
     runs.check_writable(Path(args.log_folder))
+    if args.run_dir is not None:
+        runs.check_writable(Path(args.run_dir))
+        if Path(args.run_dir).exists() and any(Path(args.run_dir).iterdir()):
+            raise UsageError(f"--run-dir {args.run_dir} is not empty")
     if args.trained_agent is None:
         run = resolve_config(args)
         env = run.make_env()

@@ -1,0 +1,155 @@
+"""`python -m rainbow_ext.ablate`: statistics on known data, a tiny grid end to end, resumption, two
+workers on one storage, and bad input."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from scipy import stats as scipy_stats
+
+from rainbow_ext.ablate import main
+from rainbow_ext.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
+
+TINY = ["--variants", "dqn,rainbow", "--seeds", "2", "-n", "200", "--eval-freq", "100", "--eval-episodes", "2"]
+TINY += ["-params", "train_freq:16", "gradient_steps:2", "learning_starts:100"]
+
+
+def test_iqm_is_the_mean_of_the_middle_half() -> None:
+    assert iqm(np.arange(1, 9)) == 4.5  # mean of 3, 4, 5, 6
+    assert iqm(np.array([100.0, 1, 2, 3, 4, 5, 6, 7, 8, -50])) == pytest.approx(np.mean([2, 3, 4, 5, 6, 7]))
+    assert iqm(np.array([[1.0, 2], [3, 4]])) == 2.5  # every run of every task
+
+
+def test_mean_ci_student_t() -> None:
+    mean, low, high = mean_ci(np.array([1.0, 2, 3, 4, 5]))
+    half = 2.7764451 * np.sqrt(2.5) / np.sqrt(5)  # t(0.975, 4) * s / sqrt(n)
+    assert (mean, low, high) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    assert mean_ci(np.array([7.0])) == (7.0, 7.0, 7.0)
+
+
+def test_stratified_bootstrap() -> None:
+    # constant data: nothing to resample
+    assert stratified_bootstrap_ci(np.full(5, 3.0), np.mean) == (3.0, 3.0, 3.0)
+    # Resampling within each task keeps every task's values: with runs equal inside each task, every
+    # resample is the original, so the interval has no width (a pooled bootstrap would mix the tasks).
+    scores = np.array([[0.0, 100.0]] * 4)
+    assert stratified_bootstrap_ci(scores, np.mean) == (50.0, 50.0, 50.0)
+    # Large normal sample: the percentile interval of the mean matches the t-interval.
+    x = np.random.default_rng(0).normal(10.0, 2.0, size=400)
+    _, low, high = stratified_bootstrap_ci(x, np.mean, reps=4000)
+    _, t_low, t_high = mean_ci(x)
+    assert low == pytest.approx(t_low, abs=0.05) and high == pytest.approx(t_high, abs=0.05)
+    # ...and it covers the true mean about 95% of the time
+    rng = np.random.default_rng(1)
+    intervals = [stratified_bootstrap_ci(rng.normal(size=30), np.mean, reps=500, seed=i)[1:] for i in range(200)]
+    covered = [low <= 0.0 <= high for low, high in intervals]
+    assert scipy_stats.binomtest(sum(covered), 200, 0.95).pvalue > 1e-3
+
+
+def test_human_normalized_scores() -> None:
+    assert human_normalized("pong", -20.7) == pytest.approx(0.0)
+    assert human_normalized("pong", 14.6) == pytest.approx(1.0)
+    assert human_normalized("breakout", 30.5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no published human and random scores"):
+        human_normalized("minatar_breakout", 1.0)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def finished_trials(folder: Path) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="ablation", storage=f"sqlite:///{folder / 'study.db'}")
+    return [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_tiny_grid_end_to_end_and_rerun(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "ablation"
+    assert main([*TINY, "-f", str(folder)]) == 0
+    curves = read_csv(folder / "curves.csv")
+    assert len(curves) == 2 * 2 * 2  # variants x seeds x evaluations
+    assert {(r["variant"], r["seed"], r["timestep"]) for r in curves} == {
+        (v, s, t) for v in ("dqn", "rainbow") for s in ("0", "1") for t in ("100", "200")
+    }
+    finals = read_csv(folder / "final_scores.csv")
+    summary = read_csv(folder / "summary.csv")
+    assert [r["variant"] for r in summary] == ["dqn", "rainbow"]
+    for row in summary:  # the table's numbers are the statistics of the runs' final returns
+        runs = np.array([float(f["final_return"]) for f in finals if f["variant"] == row["variant"]])
+        assert int(row["runs"]) == 2 and float(row["mean"]) == pytest.approx(runs.mean())
+        assert float(row["iqm"]) == pytest.approx(iqm(runs))
+        assert float(row["iqm_ci_low"]) <= float(row["iqm"]) <= float(row["iqm_ci_high"])
+        last = [float(c["return"]) for c in curves if c["variant"] == row["variant"] and c["timestep"] == "200"]
+        assert sorted(last) == sorted(runs)
+    report = (folder / "report.md").read_text()
+    assert "| CartPole-v1 | dqn | 2 |" in report and "| CartPole-v1 | rainbow | 2 |" in report
+    assert "![learning curves](curves.png)" in report and "runs finished: 4 of 4" in report
+    for name in ("curves.png", "final_scores.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(finished_trials(folder)) == 4
+
+    capsys.readouterr()
+    assert main([*TINY, "-f", str(folder)]) == 0  # a rerun finds everything done
+    assert "4 finished, 0 to run" in capsys.readouterr().out
+    assert len(finished_trials(folder)) == 4
+
+
+def test_two_ablations_on_one_storage_share_the_grid(tmp_path: Path) -> None:
+    """Two ablate processes started together on one storage (as on two machines): every run once."""
+    folder = tmp_path / "shared"
+    command = [sys.executable, "-m", "rainbow_ext.ablate", *TINY, "-f", str(folder)]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    study = optuna.load_study(study_name="ablation", storage=f"sqlite:///{folder / 'study.db'}")
+    ran = [t for t in study.get_trials() if "run_dir" in t.user_attrs or "host" in t.user_attrs]
+    points = [(t.params["variant"], t.params["seed"]) for t in ran]
+    assert sorted(points) == [("dqn", 0), ("dqn", 1), ("rainbow", 0), ("rainbow", 1)]  # each run exactly once
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
+    assert len(list((folder / "runs").glob("*/*/seed_*"))) == 4
+
+
+def test_unfinished_runs_restart(tmp_path: Path) -> None:
+    """A run left RUNNING by a process of this machine that died is failed and run again."""
+    import socket
+
+    folder = tmp_path / "ablation"
+    argv = [*TINY, "--variants", "dqn", "--seeds", "1", "-f", str(folder)]
+    assert main([*argv, "--report-only"]) == 0  # the study and grid, nothing run
+    study = optuna.load_study(study_name="ablation", storage=f"sqlite:///{folder / 'study.db'}")
+    study.enqueue_trial({"variant": "dqn", "env": "CartPole-v1", "seed": 0})
+    killed = study.ask()  # popped by a worker...
+    killed.set_user_attr("host", socket.gethostname())
+    killed.set_user_attr("pid", 2**22 + 12345)  # ...whose process is gone
+    assert main(argv) == 0
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[killed.number] == optuna.trial.TrialState.FAIL
+    assert len(finished_trials(folder)) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--variants", "rainbow,rainbow-no-everything"], "unknown variant(s) ['rainbow-no-everything']; valid: dqn"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+    ],
+)
+def test_bad_input(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    assert main([*argv, "-f", str(tmp_path / "ablation")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "ablation").exists()
+
+
+def test_a_folder_with_another_grid_is_refused(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "ablation"
+    assert main([*TINY, "--seeds", "1", "--variants", "dqn", "-f", str(folder)]) == 0
+    capsys.readouterr()
+    assert main([*TINY, "--seeds", "2", "--variants", "dqn", "-f", str(folder)]) == 2
+    assert "holds a different ablation grid: seeds: [0] there, [0, 1] here" in capsys.readouterr().err
