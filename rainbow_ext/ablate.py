@@ -257,16 +257,20 @@ def taken_elsewhere(trial: Any, point: dict[str, Any]) -> bool:
     return False
 
 
-def worker(url: str, name: str, folder: str, track: dict[str, Any] | None) -> None:
+def worker(url: str, name: str, folder: str, track: dict[str, Any] | None, report_progress: bool = False) -> None:
     """Run waiting trials of the study until none is left."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
+    total = len(Grid(**study.user_attrs["grid"]).points())
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         # A run that raises is marked failed (and enqueued again by the next rerun); Ctrl-C stops the worker.
         study.optimize(lambda t: objective(t, Path(folder), track), n_trials=1, catch=(Exception,))
+        if report_progress:
+            done, running = progress(study, total)
+            print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} runs finished, {running} running", flush=True)
 
 
 def run_workers(jobs: int, url: str, name: str, folder: Path, track: dict | None, study: Any, total: int) -> None:
@@ -327,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         track = {"project": args.wandb_project_name, "entity": args.wandb_entity} if args.track else None
         try:
             if args.jobs == 1:
-                worker(url, args.study_name, str(folder), track)  # in this process
+                worker(url, args.study_name, str(folder), track, report_progress=True)  # in this process
             else:
                 run_workers(args.jobs, url, args.study_name, folder, track, study, total)
         except KeyboardInterrupt:
