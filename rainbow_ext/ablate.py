@@ -28,7 +28,6 @@ import shutil
 import socket
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,10 @@ import numpy as np
 from rainbow_ext import runs
 from rainbow_ext.envs.make import check_env_id
 from rainbow_ext.presets import PRESETS
+from rainbow_ext.studies import open_storage
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")
 GRID_FILE = "grid.yml"
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 120
 
 
 @dataclass
@@ -108,38 +106,6 @@ def check_args(args: argparse.Namespace) -> Grid:
 
 def storage_url(args: argparse.Namespace, folder: Path) -> str:
     return args.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-
-
-def open_storage(url: str) -> Any:
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    if url.startswith("postgresql"):
-        engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    import sqlalchemy.exc
-
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable in use
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
-                    # a trial whose heartbeat stopped (its machine died) is failed and enqueued again
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-                )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
-            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e) or "locked" in str(e)
-            if not racing:  # e.g. a server that cannot be reached: say so at once
-                raise ValueError(f"cannot open storage {url!r}: {e.orig}") from e
-            # two processes created the storage's tables at once; the other one finished: open again
-            time.sleep(0.5 * (attempt + 1))
-        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, ValueError, ImportError) as e:
-            raise ValueError(f"cannot open storage {url!r}: {e}") from e
-    raise ValueError(f"cannot open storage {url!r}: its tables could not be created")
 
 
 def open_study(url: str, name: str, grid: Grid) -> Any:

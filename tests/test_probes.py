@@ -29,16 +29,21 @@ HYPERPARAMS = dict(
 )
 
 
-# The default run gives the paper's ablations (rainbow-no-X, each one component away from the fully
-# tested rainbow preset) the two probes that exercise the most at once; the rest run with -m slow.
-DEFAULT_RUN_ABLATION_PROBES = ("Chain", "MatchObservation")
+# The default run gives dqn and rainbow every probe; each single component (one away from dqn) the
+# three probes that exercise the most at once (discounting, observation-action values, the 4-step
+# chain); the paper's ablations (one away from rainbow) two of them. The rest run with -m slow.
+DEFAULT_RUN_PROBES = {
+    "single": ("TwoStep", "MatchObservation", "Chain"),
+    "ablation": ("MatchObservation", "Chain"),
+}
 
 
 def preset_probe_cases() -> list:
     cases = []
     for preset in PRESETS:
+        kind = "full" if preset in ("dqn", "rainbow") else "ablation" if preset.startswith("rainbow-no-") else "single"
         for probe in PROBES:
-            slow = preset.startswith("rainbow-no-") and probe.__name__ not in DEFAULT_RUN_ABLATION_PROBES
+            slow = kind != "full" and probe.__name__ not in DEFAULT_RUN_PROBES[kind]
             marks = [pytest.mark.slow] if slow else []
             cases.append(pytest.param(preset, probe, marks=marks, id=f"{preset}-{probe.__name__}"))
     return cases

@@ -1,0 +1,417 @@
+"""Tune hyperparameters: ``python -m rainbow_ext.tune --algo rainbow --env CartPole-v1 --n-trials 100``.
+
+rl-zoo3's optimize, as its own command. Each trial samples from ``tuning/<family>.py`` (``rainbow.py``
+for every preset, whose component flags stay fixed; ``qrdqn.py``), trains on the config entry of the
+env with the sample merged in, evaluates ``--n-evaluations`` times and reports each to the pruner; its
+value is the last evaluation's mean return (averaged over ``--seeds-per-trial`` seeds). Trials that
+diverge (NaN or infinite weights or returns) are pruned, never best.
+
+The study lives in a local SQLite file by default (``<folder>/study.db``, no server;
+``optuna-dashboard sqlite:///<folder>/study.db`` opens it); ``--storage postgresql://...`` lets
+workers on several machines join it, with heartbeats so that a killed worker's trial runs again.
+``--n-trials`` counts finished trials of the whole study, over every worker. The best
+hyperparameters are written as a zoo_configs entry (``<folder>/best.yml``) that ``train -conf``
+takes; ``--plot`` writes the optimization history, parameter importances and a parallel-coordinate plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import importlib.util
+import math
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.callbacks import EvalCallback
+
+from rainbow_ext import config as cfg
+from rainbow_ext import runs
+from rainbow_ext.presets import PRESETS
+from rainbow_ext.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
+from rainbow_ext.train import ALGOS, RunConfig, algo_class, check_algo, resolve_config
+from rainbow_ext.train import parser as train_parser
+
+TUNING_DIR = Path(__file__).resolve().parent.parent / "tuning"
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "halving", "hyperband", "none")
+COUNTED = ("COMPLETE", "PRUNED")  # trial states that count toward --n-trials
+
+
+def search_space_file(algo: str) -> Path:
+    return TUNING_DIR / ("qrdqn.py" if algo == "qrdqn" else "rainbow.py")
+
+
+def load_search_space(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"rainbow_ext_tuning_{path.stem}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ValueError(f"no search space file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_sampler(name: str, n_startup: int, seed: int) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(n_startup_trials=n_startup, seed=seed, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.CmaEsSampler(n_startup_trials=n_startup, seed=seed, warn_independent_sampling=False)
+
+
+def make_pruner(name: str, n_startup: int, n_evaluations: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup, n_warmup_steps=max(n_evaluations // 3, 0))
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(n_evaluations, 1), reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def merge(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
+    """The sample over the config entry; nested mappings (policy_kwargs) are merged, not replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in sampled.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Diverged(Exception):
+    pass
+
+
+class ReportingEval(EvalCallback):
+    """EvalCallback that reports each evaluation to the trial, prunes, and stops on divergence."""
+
+    def __init__(self, trial: Any, step_offset: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trial = trial
+        self.step_offset = step_offset
+        self.pruned = False
+        self.diverged = False
+        self.means: list[float] = []  # EvalCallback keeps its own history only with a log_path
+
+    def _on_step(self) -> bool:
+        continue_training = super()._on_step()
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            weights = [p for p in self.model.policy.parameters()]
+            if not math.isfinite(self.last_mean_reward) or not all(bool(p.isfinite().all()) for p in weights):
+                self.diverged = True
+                return False
+            self.means.append(self.last_mean_reward)
+            self.trial.report(self.last_mean_reward, self.step_offset + len(self.means))
+            if self.trial.should_prune():
+                self.pruned = True
+                return False
+        return continue_training
+
+
+def objective(trial: Any, setup: dict[str, Any]) -> float:
+    import optuna
+
+    run: RunConfig = setup["run"]
+    args = setup["args"]
+    if counted_trials(trial.study, before=trial.number) >= args.n_trials:
+        trial.set_user_attr("surplus", True)  # another worker finished the last trial first
+        raise optuna.TrialPruned("the study has its trials")
+    flags = {key: value for key, value in run.hyperparams.items() if key in PRESETS.get(run.algo, {})}
+    sampled = setup["space"].sample(trial, flags)
+    # the config entry, the sample over it, and -params over both (fixed for every trial)
+    hyperparams = merge(merge(run.hyperparams, sampled), setup["fixed"])
+    trial.set_user_attr("hyperparams", cfg.to_yaml_value(hyperparams))
+    finals = []
+    for index in range(args.seeds_per_trial):
+        seed = args.seed + index
+        final = train_one(trial, run, hyperparams, seed, index * args.n_evaluations, args, setup)
+        finals.append(final)
+    value = float(np.mean(finals))
+    if not math.isfinite(value):
+        raise optuna.TrialPruned("diverged: non-finite return")
+    return value
+
+
+def train_one(
+    trial: Any, run: RunConfig, hyperparams: dict[str, Any], seed: int, offset: int, args: Any, setup: dict
+) -> float:
+    import optuna
+
+    kwargs = dict(hyperparams)
+    if "learning_rate" in kwargs:
+        kwargs["learning_rate"] = cfg.learning_rate_schedule(kwargs["learning_rate"])
+    env = run.make_env(seed=seed)
+    eval_env = run.make_env(n_envs=1, seed=seed + 10_000)
+    try:
+        model = algo_class(run.algo)(run.policy, env, seed=seed, device=args.device, verbose=0, **kwargs)
+        callback = ReportingEval(
+            trial,
+            offset,
+            eval_env=eval_env,
+            n_eval_episodes=args.eval_episodes,
+            eval_freq=max(run.n_timesteps // args.n_evaluations // run.n_envs, 1),
+            deterministic=True,
+            verbose=0,
+        )
+        callbacks: list[Any] = [callback]
+        if args.track:
+            from rainbow_ext.tracking import start_run
+
+            trial_dir = Path(setup["folder"]) / "trials" / f"trial_{trial.number}_seed_{seed}"
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            wandb_run, wandb_callback = start_run(
+                {"trial": trial.number, "seed": seed, "hyperparams": cfg.to_yaml_value(hyperparams)},
+                trial_dir,
+                args.wandb_project_name,
+                args.wandb_entity,
+                group=args.study_name,
+                name=f"{args.study_name}-trial-{trial.number}-seed-{seed}",
+            )
+            callbacks.append(wandb_callback)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a divergence
+                model.learn(run.n_timesteps, callback=callbacks)
+        except (ValueError, AssertionError, RuntimeError) as error:  # NaN in a distribution, a torch error
+            raise optuna.TrialPruned(f"diverged: {error}") from error
+        finally:
+            if args.track:
+                wandb_run.finish()
+        if callback.diverged:
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned("diverged: non-finite weights or returns")
+        if callback.pruned:
+            raise optuna.TrialPruned(f"pruned at evaluation {len(callback.means)}")
+        if not callback.means:
+            raise ValueError("no evaluation ran: raise -n or lower --n-evaluations")
+        return float(callback.last_mean_reward)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+def counted_trials(study: Any, before: int | None = None) -> int:
+    """Trials that count toward ``--n-trials``: finished ones (complete or pruned, surplus excluded),
+    plus, with ``before``, those still running that started before trial number ``before``."""
+    from optuna.trial import TrialState
+
+    finished = tuple(TrialState[name] for name in COUNTED)
+    count = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("surplus"):
+            continue
+        if trial.state in finished or (
+            before is not None and trial.state == TrialState.RUNNING and trial.number < before
+        ):
+            count += 1
+    return count
+
+
+def study_signature(run: RunConfig, space_file: Path) -> dict[str, Any]:
+    """What makes two studies the same search: algo, env, budget and the search space's source."""
+    return {
+        "algo": run.algo,
+        "env": run.env,
+        "n_timesteps": run.n_timesteps,
+        "search_space": space_file.name,
+        "search_space_sha256": hashlib.sha256(space_file.read_bytes()).hexdigest(),
+    }
+
+
+def open_study(args: argparse.Namespace, url: str, signature: dict[str, Any]) -> Any:
+    import optuna
+
+    storage = open_storage(url, args.heartbeat_interval, args.grace_period)
+    sampler = make_sampler(args.sampler, args.n_startup_trials, args.seed)
+    pruner = make_pruner(args.pruner, args.n_startup_trials, args.n_evaluations)
+    try:
+        study = optuna.create_study(
+            study_name=args.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except ValueError as error:
+        raise ValueError(f"study {args.study_name!r}: {error}") from error
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ValueError(f"study {args.study_name!r} in {url} minimizes; this command maximizes the return")
+    saved = study.user_attrs.get("signature")
+    if saved is None:
+        study.set_user_attr("signature", signature)
+    elif saved != signature:
+        diff = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in signature.items() if saved.get(k) != v]
+        raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
+    return study
+
+
+def best_entry(study: Any, run: RunConfig) -> dict[str, Any]:
+    """The best trial's hyperparameters as a zoo_configs entry for ``train -conf``."""
+    best = study.best_trial
+    entry: dict[str, Any] = {"n_timesteps": run.n_timesteps, "policy": run.policy}
+    for key in ("n_envs", "frame_stack", "env_wrapper", "env_kwargs"):
+        value = getattr(run, key)
+        if value not in (None, {}, 1) or key == "n_envs":
+            entry[key] = value
+    flags = set(PRESETS.get(run.algo, {}))
+    for key, value in best.user_attrs["hyperparams"].items():
+        if key not in flags:  # the preset sets those
+            entry[key] = value
+    return {run.env: entry}
+
+
+def write_plots(study: Any, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna's matplotlib plots are marked experimental
+        for name, plot in (
+            ("optimization_history", ovm.plot_optimization_history),
+            ("param_importances", ovm.plot_param_importances),
+            ("parallel_coordinate", ovm.plot_parallel_coordinate),
+        ):
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances of one trial
+                print(f"--plot: no {name} ({error})")
+                continue
+            figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+            figure.tight_layout()
+            figure.savefig(folder / f"{name}.png", dpi=110)
+            plt.close(figure)
+            written.append(folder / f"{name}.png")
+    return written
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rainbow_ext.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--algo", default="rainbow", help=f"one of {', '.join(ALGOS)}")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--n-trials", type=int, default=100, help="finished trials of the study, over all workers")
+    p.add_argument("--n-jobs", type=int, default=1, help="trials run in parallel threads of this process")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS)
+    p.add_argument("--pruner", default="median", choices=PRUNERS)
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in the folder)")
+    p.add_argument("--study-name", default=None, help="default: <algo>-<env>")
+    p.add_argument("--n-startup-trials", type=int, default=5, help="random trials before the sampler and pruner act")
+    p.add_argument("--n-evaluations", type=int, default=10, help="evaluations per trial (pruning points)")
+    p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--seeds-per-trial", type=int, default=1, help="objective: mean final return over seeds")
+    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="per trial (default: the config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-f", "--folder", default=None, help="default logs/tuning/<study name>")
+    p.add_argument("-conf", "--conf-file", default=None)
+    p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="fixed for all trials")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--plot", action="store_true")
+    p.add_argument("--track", action="store_true", help="a wandb run per trial, grouped by study")
+    p.add_argument("--wandb-project-name", default="rainbow_ext-tuning")
+    p.add_argument("--wandb-entity", default=None)
+    p.add_argument("--heartbeat-interval", type=int, default=HEARTBEAT_SECONDS)
+    p.add_argument("--grace-period", type=int, default=GRACE_SECONDS)
+    return p
+
+
+def prepare(args: argparse.Namespace) -> tuple[RunConfig, Path, str, Any, ModuleType]:
+    check_algo(args.algo)
+    if args.n_trials < 1:
+        raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
+    for name in ("n_jobs", "n_evaluations", "eval_episodes", "seeds_per_trial"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    argv = ["--algo", args.algo, "--env", args.env]
+    argv += ["-n", str(args.n_timesteps)] if args.n_timesteps else []
+    argv += ["-conf", args.conf_file] if args.conf_file else []
+    argv += ["-params", *args.hyperparams] if args.hyperparams else []
+    run = resolve_config(train_parser().parse_args(argv))
+    run.make_env().close()  # the env exists and has discrete actions
+    args.study_name = args.study_name or f"{args.algo}-{runs.env_folder_name(args.env)}"
+    folder = Path(args.folder) if args.folder else Path("logs") / "tuning" / args.study_name
+    runs.check_writable(folder)
+    space_file = search_space_file(args.algo)
+    space = load_search_space(space_file)
+    url = args.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    if args.storage is None:
+        folder.mkdir(parents=True, exist_ok=True)
+    study = open_study(args, url, study_signature(run, space_file))
+    return run, folder, url, study, space
+
+
+def main(argv: list[str] | None = None) -> int:
+    import optuna
+
+    args = parser().parse_args(argv)
+    try:
+        run, folder, url, study, space = prepare(args)
+    except (ValueError, TypeError, gym.error.Error, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    print(f"study {args.study_name!r} on {url}: {counted_trials(study)} of {args.n_trials} trials finished")
+    setup = {"run": run, "args": args, "space": space, "folder": str(folder), "fixed": run_overrides(run, args)}
+    stop_at_total = optuna.study.MaxTrialsCallback(
+        args.n_trials, states=tuple(optuna.trial.TrialState[s] for s in COUNTED)
+    )
+    try:
+        if counted_trials(study) < args.n_trials:
+            study.optimize(
+                lambda trial: objective(trial, setup),
+                n_trials=args.n_trials,
+                n_jobs=args.n_jobs,
+                callbacks=[stop_at_total],
+                catch=(ValueError,),
+            )
+    except KeyboardInterrupt:
+        print("interrupted: the study keeps its finished trials; rerun to continue", file=sys.stderr)
+    return report(study, run, folder, args)
+
+
+def run_overrides(run: RunConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``-params`` values as resolved into the run (typed and checked by resolve_config)."""
+    keys = set(cfg.parse_params(args.hyperparams))
+    return {key: value for key, value in run.hyperparams.items() if key in keys}
+
+
+def report(study: Any, run: RunConfig, folder: Path, args: argparse.Namespace) -> int:
+    from optuna.trial import TrialState
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    print(f"{len(completed)} complete, {len([t for t in pruned if not t.user_attrs.get('surplus')])} pruned")
+    if not completed:
+        print("no complete trial yet: no best hyperparameters")
+        return 0
+    best = study.best_trial
+    entry = best_entry(study, run)
+    runs.write_yaml(folder / "best.yml", entry)
+    print(f"best trial {best.number}: mean return {best.value:.2f}; entry written to {folder / 'best.yml'}")
+    print(f"train it: python -m rainbow_ext.train --algo {run.algo} --env {run.env} -conf {folder / 'best.yml'}")
+    if args.plot:
+        for path in write_plots(study, folder):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

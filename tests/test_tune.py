@@ -1,0 +1,145 @@
+"""`python -m rainbow_ext.tune`: a small study end to end, divergence pruned, workers sharing a
+PostgreSQL study (CI starts the server, see .ci/run), a killed worker's trial retried, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from rainbow_ext.train import main as train_main
+from rainbow_ext.tune import main
+
+POSTGRES = os.environ.get("RAINBOW_EXT_TEST_POSTGRES")
+needs_postgres = pytest.mark.skipif(not POSTGRES, reason="RAINBOW_EXT_TEST_POSTGRES is not set (.ci/run sets it)")
+QUICK = ["--n-evaluations", "2", "--eval-episodes", "2", "--sampler", "random", "--pruner", "none"]
+
+
+def sqlite(folder: Path) -> str:
+    return f"sqlite:///{folder / 'study.db'}"
+
+
+def test_small_study_and_its_best_entry_trains(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "study"
+    argv = ["--algo", "rainbow", "--n-trials", "3", "-n", "800", *QUICK, "-f", str(folder), "--plot"]
+    assert main([*argv, "-params", "learning_starts:100"]) == 0
+    study = optuna.load_study(study_name="rainbow-CartPole-v1", storage=sqlite(folder))
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 3
+    for trial in finished:  # the preset's flags and -params stay fixed; the sample varies the rest
+        used = trial.user_attrs["hyperparams"]
+        assert used["learning_starts"] == 100 and used["noisy"] and used["prioritized"] and used["n_steps"] > 1
+        assert used["policy_kwargs"]["optimizer_kwargs"]["eps"] == trial.params["adam_eps"]
+    assert len({t.params["learning_rate"] for t in finished}) == 3
+    entry = yaml.safe_load((folder / "best.yml").read_text())["CartPole-v1"]
+    assert entry["learning_rate"] == study.best_trial.params["learning_rate"] and "noisy" not in entry
+    for name in ("optimization_history", "param_importances", "parallel_coordinate"):
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    logs = tmp_path / "logs"
+    assert train_main(["-conf", str(folder / "best.yml"), "-n", "200", "--eval-freq", "-1", "-f", str(logs)]) == 0
+    config = yaml.safe_load((logs / "rainbow" / "CartPole-v1_1" / "config.yml").read_text())
+    assert config["hyperparams"]["learning_rate"] == entry["learning_rate"]
+
+
+def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    study = optuna.create_study(study_name="bad", storage=sqlite(folder), direction="maximize")
+    study.enqueue_trial({"learning_rate": 1e30, "learning_starts": 0, "train_freq": 1, "subsample_steps": 1})
+    argv = ["--algo", "dqn", "--n-trials", "1", "-n", "400", *QUICK, "-f", str(folder), "--study-name", "bad"]
+    assert main(argv) == 0
+    (trial,) = optuna.load_study(study_name="bad", storage=sqlite(folder)).trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs.get("diverged")
+
+
+def run_worker(*argv: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "rainbow_ext.tune", *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@needs_postgres
+def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    argv = ["--algo", "dqn", "--n-trials", "4", "-n", "300", *QUICK, "--storage", POSTGRES, "--study-name", name]
+    workers = [run_worker(*argv, "-f", str(tmp_path / f"w{i}")) for i in range(2)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    study = optuna.load_study(study_name=name, storage=POSTGRES)
+    counted = [t for t in study.trials if t.state.is_finished() and not t.user_attrs.get("surplus")]
+    assert len(counted) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert all("Trial" in out for out in outputs)  # both workers ran trials
+
+
+@needs_postgres
+def test_a_killed_workers_trial_is_retried(tmp_path: Path) -> None:
+    name = f"retry-{uuid.uuid4().hex[:8]}"
+    argv = ["--algo", "dqn", "-n", "1500", *QUICK, "--storage", POSTGRES, "--study-name", name]
+    argv += ["--heartbeat-interval", "1", "--grace-period", "3", "-f", str(tmp_path)]
+    victim = run_worker(*argv, "--n-trials", "5")
+    deadline = time.time() + 120
+    running = []
+    while not running and time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name=name, storage=POSTGRES)
+            running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+        except KeyError:  # not created yet
+            continue
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    (killed,) = running
+    time.sleep(4)  # the heartbeat goes stale
+    rescuer = run_worker(*argv, "--n-trials", "1")
+    out = rescuer.communicate(timeout=300)[0]
+    assert rescuer.returncode == 0, out
+    study = optuna.load_study(study_name=name, storage=POSTGRES)
+    states = {t.number: t for t in study.trials}
+    assert states[killed.number].state == optuna.trial.TrialState.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+    assert retried[0].params == killed.params  # the same trial, run again
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--n-trials", "0"], "--n-trials must be >= 1"),
+        (["--storage", "not a url"], "cannot open storage 'not a url'"),
+        (["--storage", "postgresql://postgres@127.0.0.1:1/none"], "cannot open storage"),
+        (["--algo", "rainbw"], "unknown algo 'rainbw'"),
+        (["--env", "Pendulum-v1"], "Box action space"),
+    ],
+)
+def test_bad_input(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    started = time.time()
+    assert main([*argv, "-f", str(tmp_path / "study")]) == 2
+    assert message in capsys.readouterr().err
+    assert time.time() - started < 30  # an unreachable server is reported, not waited on
+
+
+@pytest.mark.parametrize("flag", ["--sampler", "--pruner"])
+def test_unknown_sampler_or_pruner(flag: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([flag, "grid"])
+    assert exit_info.value.code == 2 and "invalid choice: 'grid'" in capsys.readouterr().err
+
+
+def test_a_study_with_another_direction_or_search_is_refused(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    optuna.create_study(study_name="down", storage=sqlite(folder), direction="minimize")
+    assert main(["--study-name", "down", "-f", str(folder), "--n-trials", "1"]) == 2
+    assert "minimizes" in capsys.readouterr().err
+    argv = ["--algo", "dqn", "--n-trials", "1", *QUICK, "-f", str(folder), "--study-name", "s"]
+    assert main([*argv, "-n", "300"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "-n", "600"]) == 2
+    assert "has a different search: n_timesteps: 300 there, 600 here" in capsys.readouterr().err
