@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import gymnasium as gym
@@ -60,21 +60,15 @@ class NoisyLinear(nn.Module):
         nn.init.constant_(self.weight_sigma, self.sigma0 * bound)
         nn.init.constant_(self.bias_sigma, self.sigma0 * bound)
 
-    @staticmethod
-    def _scaled_noise(size: int, device: th.device) -> th.Tensor:
-        x = th.randn(size, device=device)
-        return x.sign() * x.abs().sqrt()
-
     def reset_noise(self) -> None:
         """Draw a fresh factorised noise sample (p + q Gaussians instead of p * q + q)."""
-        self.eps_in.copy_(self._scaled_noise(self.in_features, self.eps_in.device))
-        self.eps_out.copy_(self._scaled_noise(self.out_features, self.eps_out.device))
+        reset_noise([self])
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         if not self.noise_enabled:
             return F.linear(x, self.weight_mu, self.bias_mu)
-        weight = self.weight_mu + self.weight_sigma * th.outer(self.eps_out, self.eps_in)
-        bias = self.bias_mu + self.bias_sigma * self.eps_out
+        weight = th.addcmul(self.weight_mu, self.weight_sigma, th.outer(self.eps_out, self.eps_in))
+        bias = th.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
         return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:
@@ -85,16 +79,24 @@ def noisy_layers(module: nn.Module) -> list[NoisyLinear]:
     return [m for m in module.modules() if isinstance(m, NoisyLinear)]
 
 
-def reset_noise(module: nn.Module) -> None:
-    """Resample the noise of every noisy layer in ``module``."""
-    for layer in noisy_layers(module):
-        layer.reset_noise()
+def reset_noise(module: nn.Module | Sequence[NoisyLinear]) -> None:
+    """Resample the noise of every noisy layer in ``module`` (or of the given layers): one draw of
+    ``sum(p + q)`` Gaussians, ``f(x) = sign(x) sqrt(|x|)`` applied once, split among the layers."""
+    layers = noisy_layers(module) if isinstance(module, nn.Module) else list(module)
+    if not layers:
+        return
+    sizes = [n for layer in layers for n in (layer.in_features, layer.out_features)]
+    x = th.randn(sum(sizes), device=layers[0].eps_in.device)
+    pieces = th.split(x.sign() * x.abs().sqrt(), sizes)
+    for layer, eps_in, eps_out in zip(layers, pieces[0::2], pieces[1::2], strict=True):
+        layer.eps_in.copy_(eps_in)
+        layer.eps_out.copy_(eps_out)
 
 
 @contextmanager
-def noise_disabled(module: nn.Module) -> Iterator[None]:
+def noise_disabled(module: nn.Module | Sequence[NoisyLinear]) -> Iterator[None]:
     """Evaluate ``module`` with the noise of its noisy layers off (the mean network), then restore."""
-    layers = noisy_layers(module)
+    layers = noisy_layers(module) if isinstance(module, nn.Module) else list(module)
     previous = [layer.noise_enabled for layer in layers]
     for layer in layers:
         layer.noise_enabled = False
