@@ -187,6 +187,12 @@ class RainbowPolicy(DQNPolicy):
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return RainbowQNetwork(**net_args, **self.head_options).to(self.device)
 
+    def set_training_mode(self, mode: bool) -> None:
+        # SB3 switches modes around every collection and every train call; walking every submodule
+        # each time costs as much as a small network's forward pass, so only walk on a change.
+        if self.training != mode or self.q_net.training != mode:
+            super().set_training_mode(mode)
+
     def reset_noise(self) -> None:
         """Fresh, independent noise for the online and the target network."""
         self.q_net.reset_noise()
