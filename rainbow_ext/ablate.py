@@ -132,7 +132,7 @@ def enqueue_missing(study: Any) -> int:
     for trial in study.get_trials(deepcopy=False):
         mine = trial.state == TrialState.RUNNING and trial.user_attrs.get("host") == host
         if mine and not pid_alive(int(trial.user_attrs.get("pid", -1))):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)
             continue
         if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING) and "variant" in trial.params:
             covered.add((trial.params["variant"], trial.params["env"], trial.params["seed"]))
@@ -235,7 +235,7 @@ def worker(url: str, name: str, folder: str, track: dict[str, Any] | None, repor
         # A run that raises is marked failed (and enqueued again by the next rerun); Ctrl-C stops the worker.
         study.optimize(lambda t: objective(t, Path(folder), track), n_trials=1, catch=(Exception,))
         if report_progress:
-            done, running = progress(study, total)
+            done, running = progress(study)
             print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} runs finished, {running} running", flush=True)
 
 
@@ -248,7 +248,7 @@ def run_workers(jobs: int, url: str, name: str, folder: Path, track: dict | None
     try:
         last = None
         while any(p.is_alive() for p in workers):
-            state = progress(study, total)
+            state = progress(study)
             if state != last:
                 now = time.strftime("%H:%M:%S")
                 print(f"[{now}] {state[0]}/{total} runs finished, {state[1]} running", flush=True)
@@ -259,7 +259,7 @@ def run_workers(jobs: int, url: str, name: str, folder: Path, track: dict | None
             process.join()
 
 
-def progress(study: Any, total: int) -> tuple[int, int]:
+def progress(study: Any) -> tuple[int, int]:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.report_only:
         missing = enqueue_missing(study)
-        done, _ = progress(study, total)
+        done, _ = progress(study)
         print(f"{total} runs in the grid: {done} finished, {missing} to run (storage {url})")
         track = {"project": args.wandb_project_name, "entity": args.wandb_entity} if args.track else None
         try:
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to continue (finished runs are kept)", file=sys.stderr)
             return 130
-        done, _ = progress(study, total)
+        done, _ = progress(study)
         if done < total:
             print(f"{done}/{total} runs finished (others failed or run elsewhere); the report covers those")
 

@@ -20,6 +20,7 @@ import ast
 import difflib
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,21 @@ SHORT_CLASS_NAMES = {
 MODULE_ALIASES = {"nn": "torch.nn", "th.nn": "torch.nn", "optim": "torch.optim", "th.optim": "torch.optim"}
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` and ``1e6`` as floats (YAML 1.2) rather than strings."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(stream: Any) -> Any:
+    return yaml.load(stream, Loader=ConfigLoader)
+
+
 class ConfigError(ValueError):
     """A config file, entry or ``-params`` value that cannot be used."""
 
@@ -103,7 +119,7 @@ def valid_keys(algo_class: type) -> list[str]:
 def load_entries(path: Path) -> dict[str, dict[str, Any]]:
     try:
         with open(path) as file:
-            entries = yaml.safe_load(file)
+            entries = load_yaml(file)
     except FileNotFoundError as error:
         raise ConfigError(f"config file {path} does not exist") from error
     except yaml.YAMLError as error:
@@ -244,14 +260,14 @@ def import_object(path: str, what: str) -> Any:
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``-params key:value`` pairs. Values are read as YAML scalars and flow collections
-    (``0.01``, ``true``, ``[64, 64]``, ``{net_arch: [64]}``), never evaluated."""
+    (``1e-3``, ``true``, ``[64, 64]``, ``{net_arch: [64]}``), never evaluated."""
     params = {}
     for pair in pairs:
         key, sep, text = pair.partition(":")
         if not sep or not key or not text:
             raise ConfigError(f"malformed -params entry {pair!r}: expected key:value")
         try:
-            params[key] = yaml.safe_load(text)
+            params[key] = load_yaml(text)
         except yaml.YAMLError as error:
             raise ConfigError(f"malformed -params value in {pair!r}: {error}") from error
         if isinstance(params[key], str) and key == "policy_kwargs":

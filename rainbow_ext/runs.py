@@ -122,12 +122,13 @@ class StopOnSignal(BaseCallback):
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> StopOnSignal:
+    def __enter__(self) -> StopOnSignal:
+        """Install the handlers for the duration of a ``with`` block (training)."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def uninstall(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

@@ -207,8 +207,6 @@ def run_from_folder(run_dir: Path, args: argparse.Namespace) -> RunConfig:
 
 
 def load_trained_agent(path: Path, run: RunConfig, env: VecEnv, args: argparse.Namespace) -> BaseAlgorithm:
-    if not path.is_file():
-        raise UsageError(f"-i {path}: no such file")
     overrides = cfg.parse_params(args.hyperparams)
     try:
         model = algo_class(run.algo).load(path, env=env, device=args.device, verbose=args.verbose, **overrides)
@@ -300,8 +298,8 @@ class Session:
         print(f"run folder: {run_dir} ({run.algo} on {run.env}, {run.source})")
 
         callbacks: list[BaseCallback] = []
-        stop = StopOnSignalGuard()
-        callbacks.append(stop.callback)
+        stop = runs.StopOnSignal()
+        callbacks.append(stop)
         eval_env = None
         if args.eval_freq > 0:
             eval_env = run.make_env(n_envs=args.n_eval_envs, seed=run.seed + 10_000)
@@ -363,24 +361,6 @@ class TrainResult:
     model: BaseAlgorithm
     run_dir: Path
     interrupted_by: str | None  # the signal that stopped training early, if one did
-
-
-class StopOnSignalGuard:
-    """``with guard:`` installs :class:`~rainbow_ext.runs.StopOnSignal` for the duration of training."""
-
-    def __init__(self) -> None:
-        self.callback = runs.StopOnSignal()
-
-    @property
-    def received(self) -> str | None:
-        return self.callback.received
-
-    def __enter__(self) -> StopOnSignalGuard:
-        self.callback.install()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.callback.uninstall()
 
 
 def prepare(args: argparse.Namespace) -> Session:

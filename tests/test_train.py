@@ -258,3 +258,21 @@ def test_train_on_atari_and_minatar(env_id: str, vec_env: str, frame_stack: int,
     config = yaml.safe_load((run_dir / "config.yml").read_text())
     assert config["hyperparams"]["frame_stack"] == frame_stack and config["policy"] == "CnnPolicy"
     assert (run_dir / f"{env_id.replace('/', '-')}.zip").is_file()
+
+
+def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
+    """YAML 1.2 floats: 1e-3 and 1e6 are numbers in configs and -params (PyYAML alone reads strings)."""
+    from rainbow_ext import config as cfg
+
+    assert cfg.parse_params(["learning_rate:1e-3", "n:1e6", "a:[64, 64]", "b:true", "c:auto"]) == {
+        "learning_rate": 0.001,
+        "n": 1e6,
+        "a": [64, 64],
+        "b": True,
+        "c": "auto",
+    }
+    conf = write_config(tmp_path, "  n_timesteps: 1e6\n  learning_rate: 6.25e-5\n  buffer_size: 5E4\n")
+    args = parser().parse_args(["-conf", conf])
+    run = resolve_config(args)
+    assert run.n_timesteps == 1_000_000 and run.hyperparams["learning_rate"] == 6.25e-5
+    assert run.hyperparams["buffer_size"] == 50_000
