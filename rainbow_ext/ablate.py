@@ -134,11 +134,9 @@ def enqueue_missing(study: Any) -> int:
         if mine and not pid_alive(int(trial.user_attrs.get("pid", -1))):
             study.tell(trial.number, state=TrialState.FAIL)
             continue
-        if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING) and "variant" in trial.params:
-            covered.add((trial.params["variant"], trial.params["env"], trial.params["seed"]))
-        elif trial.state == TrialState.WAITING:  # enqueued, params not yet set
-            fixed = trial.system_attrs.get("fixed_params", {})
-            covered.add((fixed.get("variant"), fixed.get("env"), fixed.get("seed")))
+        if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
+            point = grid_point(trial)
+            covered.add((point.get("variant"), point.get("env"), point.get("seed")))
     missing = [p for p in grid.points() if (p["variant"], p["env"], p["seed"]) not in covered]
     for point in missing:
         study.enqueue_trial(point)  # copies enqueued by concurrent ablations are pruned by taken_elsewhere
@@ -204,6 +202,12 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     return curve[-1][1]
 
 
+def grid_point(trial: Any) -> dict[str, Any]:
+    """The grid point of a trial: its enqueued parameters (a running trial suggests them one by
+    one, so its ``params`` can be partial), else its parameters (a retried trial is re-added with them)."""
+    return trial.system_attrs.get("fixed_params") or trial.params
+
+
 def taken_elsewhere(trial: Any, point: dict[str, Any]) -> bool:
     """True when another trial has this grid point finished, or is running or waiting for it with a
     lower number. Two ablations started at once on one storage may both enqueue a point; this rule
@@ -213,8 +217,7 @@ def taken_elsewhere(trial: Any, point: dict[str, Any]) -> bool:
     for other in trial.study.get_trials(deepcopy=False):
         if other.number == trial.number:
             continue
-        params = other.params or other.system_attrs.get("fixed_params", {})
-        if params != point:
+        if grid_point(other) != point:
             continue
         if other.state == TrialState.COMPLETE and "curve" in other.user_attrs:
             return True
