@@ -1,0 +1,162 @@
+"""MinAtar learning curves: Rainbow, SB3 DQN and sb3-contrib QR-DQN on the same schedule, several
+seeds, next to the DQN curves of the MinAtar paper (Young & Tian 2019).
+
+Every contender uses the MinAtar network (one 3x3 convolution with 16 channels, then 128 units) and
+the ``minatar`` entry of ``zoo_configs/`` (buffer 100k, batch 32, learning starts 1,000, an update
+every 4 steps, target every 1,000, Adam lr 1e-4). Epsilon-greedy contenders anneal epsilon from 1 to
+0.1 over the first 100k steps (Young & Tian), whatever the budget; Rainbow explores with noisy nets.
+
+The score is the return of training episodes, as in the MinAtar paper: at each checkpoint, the mean
+return of the last 100 finished episodes. Each run's episodes go to ``<out>/<game>-<algo>-seed<k>.csv``
+(columns: step, return); the summary table prints the final score of every seed, and ``--plot``
+draws the curves (mean and min-max over seeds) into ``<out>/minatar.png``.
+
+    python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from sb3_contrib import QRDQN
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+
+from rainbow_ext import Rainbow, preset_flags
+from rainbow_ext.layers import MinAtarTrunk
+from rainbow_ext.train import zoo_config
+
+EXPLORATION_STEPS = 100_000
+WINDOW = 100  # episodes per score
+# Young & Tian 2019, DQN at 0.5M frames, read off their plots (approximate).
+PUBLISHED_DQN = {"Breakout": 8.0, "SpaceInvaders": 30.0}
+# Rainbow's C51 and flags, not arguments of SB3's DQN
+RAINBOW_ONLY = {"double_q", "dueling", "noisy", "distributional", "n_steps", "prioritized", "v_min", "v_max"}
+
+
+class EpisodeLog(BaseCallback):
+    """Records (step, return) of every finished training episode (SB3's Monitor ``episode`` info)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.episodes: list[tuple[int, float]] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.episodes.append((self.num_timesteps, float(info["episode"]["r"])))
+        return True
+
+
+def build(algo: str, env_id: str, seed: int, steps: int) -> Any:
+    # the config entry as the train command reads it, with epsilon annealed over 100k steps
+    fraction = f"exploration_fraction:{min(EXPLORATION_STEPS / steps, 1.0)}"
+    if algo == "qrdqn":
+        run = zoo_config("qrdqn", env_id, fraction)
+        return QRDQN(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, **run.hyperparams)
+    if algo == "sb3-dqn":
+        run = zoo_config("dqn", env_id, fraction)
+        kwargs = {k: v for k, v in run.hyperparams.items() if k not in RAINBOW_ONLY}
+        policy_kwargs = {"features_extractor_class": MinAtarTrunk, "net_arch": [128]}
+        return DQN(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, policy_kwargs=policy_kwargs, **kwargs)
+    params = () if preset_flags(algo)["noisy"] else (fraction,)
+    run = zoo_config(algo, env_id, *params)
+    return Rainbow(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, **run.hyperparams)
+
+
+def run(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any]:
+    th.set_num_threads(1)
+    env_id = f"MinAtar/{game}-v1"
+    model = build(algo, env_id, seed, steps)
+    log = EpisodeLog()
+    start = time.perf_counter()
+    model.learn(steps, callback=log)
+    seconds = time.perf_counter() - start
+    path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", "return"])
+        writer.writerows(log.episodes)
+    returns = [r for _, r in log.episodes]
+    return dict(algo=algo, game=game, seed=seed, final=float(np.mean(returns[-WINDOW:])), seconds=seconds, path=path)
+
+
+def curve(path: Path, checkpoints: np.ndarray) -> np.ndarray:
+    """Mean return of the last ``WINDOW`` episodes finished by each checkpoint (NaN before the first)."""
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    steps, returns = data[:, 0], data[:, 1]
+    values = []
+    for checkpoint in checkpoints:
+        done = returns[steps <= checkpoint]
+        values.append(done[-WINDOW:].mean() if len(done) else np.nan)
+    return np.array(values)
+
+
+def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], steps: int, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    checkpoints = np.linspace(steps / 50, steps, 50)
+    fig, axes = plt.subplots(1, len(games), figsize=(6 * len(games), 4), squeeze=False)
+    for ax, game in zip(axes[0], games, strict=True):
+        for algo in algos:
+            runs = [r for r in results if r["game"] == game and r["algo"] == algo]
+            curves = np.array([curve(r["path"], checkpoints) for r in runs])
+            if len(curves) == 0:
+                continue
+            ax.plot(checkpoints, np.nanmean(curves, axis=0), label=f"{algo} ({len(curves)} seeds)")
+            ax.fill_between(checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
+        if game in PUBLISHED_DQN:
+            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="MinAtar paper DQN at 0.5M")
+        ax.set(title=f"MinAtar {game}-v1", xlabel="environment steps", ylabel=f"return (last {WINDOW} episodes)")
+        ax.legend()
+    fig.tight_layout()
+    path = out / "minatar.png"
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--games", nargs="+", default=["Breakout", "SpaceInvaders"])
+    parser.add_argument("--algos", nargs="+", default=["rainbow", "sb3-dqn", "qrdqn"], help="presets, sb3-dqn, qrdqn")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
+    parser.add_argument("--out", default="logs/minatar-benchmark")
+    parser.add_argument("--plot", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    jobs = [(a, g, s, args.steps, str(out)) for g in args.games for a in args.algos for s in args.seeds]
+    with mp.get_context("spawn").Pool(args.workers) as pool:
+        results = pool.starmap(run, jobs)
+    for r in results:
+        print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: final {r['final']:6.2f}, {r['seconds']:.0f} s")
+    print("\n| game | algo | final score, mean ± std | per seed | published DQN | median wall time (s) |")
+    print("|---|---|---|---|---|---|")
+    for game in args.games:
+        for algo in args.algos:
+            rows = [r for r in results if r["game"] == game and r["algo"] == algo]
+            finals = np.array([r["final"] for r in rows])
+            per_seed = ", ".join(f"{v:.2f}" for v in finals)
+            print(
+                f"| {game} | {algo} | {finals.mean():.2f} ± {finals.std():.2f} | {per_seed} | "
+                f"{PUBLISHED_DQN.get(game, '-')} | {np.median([r['seconds'] for r in rows]):.0f} |"
+            )
+    if args.plot:
+        print(f"\ncurves: {plot(results, args.games, args.algos, args.steps, out)}")
+
+
+if __name__ == "__main__":
+    main()
