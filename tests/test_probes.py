@@ -10,7 +10,7 @@ from rainbow_ext.layers import noise_disabled
 
 GAMMA = 0.9
 TOLERANCE = 0.1  # max |Q - Q*| over the probe's observations and actions, noise off
-STEPS = 1600
+STEPS = 2000
 HYPERPARAMS = dict(
     learning_rate=3e-3,
     buffer_size=5_000,
