@@ -99,6 +99,10 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     key, entry = cfg.select_entry(entries, args.env, family)
     overrides = cfg.parse_params(args.hyperparams)
     flags = preset_flags(args.algo) if args.algo in PRESETS else {}
+    if flags.get("n_steps") == 1:
+        # An entry's n (tuned for n-step returns) does not switch them back on for a preset that turns
+        # them off, as its epsilon keys do not apply to noisy presets; -params can still set it.
+        entry.pop("n_steps", None)
     cls = algo_class(args.algo)
     noisy = bool({**flags, **entry, **overrides}.get("noisy", False))
     merged = cfg.resolve(entry, overrides, cls, noisy=noisy, source=f"{path.name}[{key!r}]")
@@ -123,10 +127,12 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def zoo_config(algo: str, env_id: str, *params: str) -> RunConfig:
-    """The resolved config entry of ``algo`` on ``env_id`` (with ``key:value`` overrides), as the
-    command would train it: ``Rainbow(run.policy, env, **run.hyperparams)``."""
-    args = parser().parse_args(["--algo", algo, "--env", env_id, *(["-params", *params] if params else [])])
+def zoo_config(algo: str, env_id: str, *params: str, conf_file: str | Path | None = None) -> RunConfig:
+    """The resolved config entry of ``algo`` on ``env_id`` (with ``key:value`` overrides, from
+    ``conf_file`` or the default zoo_configs file), as the command would train it:
+    ``Rainbow(run.policy, env, **run.hyperparams)``."""
+    argv = ["--algo", algo, "--env", env_id, *(["-params", *params] if params else [])]
+    args = parser().parse_args([*argv, *(["-conf", str(conf_file)] if conf_file is not None else [])])
     return resolve_config(args)
 
 

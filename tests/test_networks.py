@@ -92,13 +92,13 @@ def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
 
 
 @pytest.mark.parametrize("preset", ["rainbow-no-noisy", "rainbow"])
-def test_double_q_online_pass_over_both_batches(preset: str) -> None:
+def test_double_q_online_outputs_at_s_and_next_s(preset: str) -> None:
     model = Rainbow.from_preset(preset, "MlpPolicy", "CartPole-v1", n_steps=1, **SMALL)
     model.policy.reset_noise()
     obs, next_obs = th.randn(16, 4), th.randn(16, 4)
     data = ReplayBufferSamples(obs, th.zeros(16, 1, dtype=th.long), next_obs, th.zeros(16, 1), th.zeros(16, 1))
     outputs, next_outputs = model._online_outputs(data)
-    # One pass over s and s' stacked equals two passes, with the same noise sample.
+    # The same noise sample at s and s'; a gradient at s only.
     th.testing.assert_close(outputs, model.q_net.head_output(obs))
     assert next_outputs is not None
     th.testing.assert_close(next_outputs, model.q_net.head_output(next_obs))

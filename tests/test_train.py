@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from rainbow_ext import Rainbow
+from rainbow_ext.config import CONFIG_DIR
 from rainbow_ext.enjoy import main as enjoy_main
-from rainbow_ext.train import main, parser, resolve_config
+from rainbow_ext.train import main, parser, resolve_config, zoo_config
 
 # Small CartPole runs: the config's schedule, with fewer gradient steps per collection.
 FAST = ["train_freq:16", "gradient_steps:2", "learning_starts:200"]
@@ -90,6 +91,24 @@ def test_noisy_presets_drop_the_entrys_epsilon() -> None:
     assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.2  # given explicitly: applies
     args = parser().parse_args(["--algo", "dqn"])
     assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.04
+
+
+def test_presets_without_nstep_drop_the_entrys_n(tmp_path: Path) -> None:
+    conf = tmp_path / "conf.yml"
+    conf.write_text("CartPole-v1:\n  n_steps: 20\n")
+    for algo, n in (("rainbow", 20), ("rainbow-no-nstep", 1), ("dqn", 1), ("nstep", 20)):
+        args = parser().parse_args(["--algo", algo, "-conf", str(conf)])
+        assert resolve_config(args).hyperparams["n_steps"] == n, algo
+    args = parser().parse_args(["--algo", "rainbow-no-nstep", "-conf", str(conf), "-params", "n_steps:5"])
+    assert resolve_config(args).hyperparams["n_steps"] == 5  # given explicitly: applies
+
+
+def test_der_config_resolves_for_every_preset() -> None:
+    der = CONFIG_DIR / "rainbow_der.yml"
+    run = zoo_config("rainbow", "ALE/Pong-v5", conf_file=der)
+    assert (run.hyperparams["n_steps"], run.hyperparams["train_freq"], run.n_timesteps) == (20, 1, 100_000)
+    assert run.hyperparams["policy_kwargs"] == {"net_arch": [256]} and "exploration_fraction" not in run.hyperparams
+    assert zoo_config("rainbow-no-noisy", "ALE/Pong-v5", conf_file=der).hyperparams["exploration_final_eps"] == 0.01
 
 
 def test_qrdqn_baseline_trains(tmp_path: Path) -> None:
