@@ -46,7 +46,7 @@ def run(algo: str, game: str, seed: int, steps: int | None, eval_episodes: int, 
     eval_env = run_config.make_env(seed=10_000 + seed)
     scores, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, return_episode_rewards=True)
     score = float(np.mean(scores))
-    return dict(game=game, seed=seed, score=score, seconds=seconds, updates_per_s=model._n_updates / seconds)
+    return dict(game=game, seed=seed, score=score, seconds=seconds, steps_per_s=budget / seconds)
 
 
 def main() -> None:
@@ -66,7 +66,7 @@ def main() -> None:
     with mp.get_context("spawn").Pool(args.workers) as pool:
         results = pool.starmap(run, jobs)
     for r in results:
-        speed = f"{r['seconds']:.0f} s, {r['updates_per_s']:.0f} updates/s"
+        speed = f"{r['seconds']:.0f} s of training, {r['steps_per_s']:.0f} steps/s"
         print(f"{r['game']:>10} seed {r['seed']}: score {r['score']:8.1f}, {speed}")
 
     print("\n| game | score mean ± std | per seed | DER (published) | human-normalized |\n|---|---|---|---|---|")

@@ -6,7 +6,7 @@ Each contender's replay buffer is filled with ``--fill`` random-action steps of 
 the device synchronized before and after; contenders alternate within each round and the table
 gives the median over rounds. An update is everything ``train`` does for one batch: sampling, the
 target computation, the loss, backward, the optimizer step (and for Rainbow noise sampling and
-priority updates).
+priority updates); target-network syncs, which SB3 does outside ``train``, are left out for all.
 
     python benchmarks/gpu_updates.py --device cuda
     python benchmarks/gpu_updates.py --device cpu --updates 20 --rounds 3

@@ -3,8 +3,10 @@ seeds, next to the DQN curves of the MinAtar paper (Young & Tian 2019).
 
 Every contender uses the MinAtar network (one 3x3 convolution with 16 channels, then 128 units) and
 the ``minatar`` entry of ``zoo_configs/`` (buffer 100k, batch 32, learning starts 1,000, an update
-every 4 steps, target every 1,000, Adam lr 1e-4). Epsilon-greedy contenders anneal epsilon from 1 to
-0.1 over the first 100k steps (Young & Tian), whatever the budget; Rainbow explores with noisy nets.
+every 4 steps, target every 1,000, Adam lr 1e-4; Adam's eps is each library's default). Epsilon-greedy
+contenders anneal epsilon from 1 to 0.1 over the first 100k steps (Young & Tian; over the whole
+budget if it is shorter); Rainbow explores with noisy nets. The published DQN figures are a reference,
+not the same schedule: Young & Tian update every step with RMSprop (lr 2.5e-4) from step 5,000.
 
 The score is the return of training episodes, as in the MinAtar paper: at each checkpoint, the mean
 return of the last 100 finished episodes. Each run's episodes go to ``<out>/<game>-<algo>-seed<k>.csv``
@@ -116,7 +118,7 @@ def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], step
             ax.plot(checkpoints, np.nanmean(curves, axis=0), label=f"{algo} ({len(curves)} seeds)")
             ax.fill_between(checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
         if game in PUBLISHED_DQN:
-            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="MinAtar paper DQN at 0.5M")
+            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="MinAtar paper DQN at 0.5M (its own schedule)")
         ax.set(title=f"MinAtar {game}-v1", xlabel="environment steps", ylabel=f"return (last {WINDOW} episodes)")
         ax.legend()
     fig.tight_layout()

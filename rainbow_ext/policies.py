@@ -191,29 +191,10 @@ class RainbowPolicy(DQNPolicy):
         return RainbowQNetwork(**net_args, **self.head_options).to(self.device)
 
     def set_training_mode(self, mode: bool) -> None:
-        # SB3 switches modes before every collection and every train call. nn.Module.train walks the
-        # submodules recursively, which costs as much as a small network's forward pass; setting the
-        # flags on a list of the online network's modules does the same (for modules that do not
-        # override train()) for a fraction of that.
-        if self.training == mode and self.q_net.training == mode:
-            return
-        modules = self._q_net_modules()
-        if modules is None:
+        # SB3 switches modes around every collection and every train call; walking every submodule
+        # each time costs as much as a small network's forward pass, so only walk on a change.
+        if self.training != mode or self.q_net.training != mode:
             super().set_training_mode(mode)
-            return
-        for module in modules:
-            module.training = mode
-        self.training = mode
-
-    def _q_net_modules(self) -> list[nn.Module] | None:
-        """The online network's modules, cached; None if one of them overrides ``train``."""
-        cached = getattr(self, "_modules_cache", None)
-        if cached is None or cached[0] is not self.q_net:
-            modules = list(self.q_net.modules())
-            plain = all(type(m).train is nn.Module.train for m in modules)
-            cached = (self.q_net, modules if plain else None)
-            self._modules_cache = cached  # a tuple: not registered as a submodule, not in state_dict
-        return cached[1]
 
     def reset_noise(self) -> None:
         """Fresh, independent noise for the online and the target network (one draw for both)."""

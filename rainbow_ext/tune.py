@@ -266,9 +266,11 @@ def best_entry(study: Any, run: RunConfig) -> dict[str, Any]:
         value = getattr(run, key)
         if value not in (None, {}, 1) or key == "n_envs":
             entry[key] = value
-    flags = set(PRESETS.get(run.algo, {}))
+    flags = PRESETS.get(run.algo, {})
     for key, value in best.user_attrs["hyperparams"].items():
-        if key not in flags:  # the preset sets those
+        # The preset sets its component switches; n is a tuned value, not a switch, when n-step is on
+        # (train drops an entry's n_steps for presets without n-step returns).
+        if key not in flags or (key == "n_steps" and flags["n_steps"] > 1):
             entry[key] = value
     return {run.env: entry}
 

@@ -39,6 +39,7 @@ def test_small_study_and_its_best_entry_trains(tmp_path: Path, capsys) -> None:
     assert len({t.params["learning_rate"] for t in finished}) == 3
     entry = yaml.safe_load((folder / "best.yml").read_text())["CartPole-v1"]
     assert entry["learning_rate"] == study.best_trial.params["learning_rate"] and "noisy" not in entry
+    assert entry["n_steps"] == study.best_trial.params["n_steps"]  # tuned, so kept (the switch is the preset's)
     for name in ("optimization_history", "param_importances", "parallel_coordinate"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
@@ -46,6 +47,7 @@ def test_small_study_and_its_best_entry_trains(tmp_path: Path, capsys) -> None:
     assert train_main(["-conf", str(folder / "best.yml"), "-n", "200", "--eval-freq", "-1", "-f", str(logs)]) == 0
     config = yaml.safe_load((logs / "rainbow" / "CartPole-v1_1" / "config.yml").read_text())
     assert config["hyperparams"]["learning_rate"] == entry["learning_rate"]
+    assert config["hyperparams"]["n_steps"] == entry["n_steps"]
 
 
 def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
