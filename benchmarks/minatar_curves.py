@@ -118,7 +118,7 @@ def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], step
             ax.plot(checkpoints, np.nanmean(curves, axis=0), label=f"{algo} ({len(curves)} seeds)")
             ax.fill_between(checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
         if game in PUBLISHED_DQN:
-            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="MinAtar paper DQN at 0.5M (its own schedule)")
+            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="paper DQN, 0.5M (own schedule)")
         ax.set(title=f"MinAtar {game}-v1", xlabel="environment steps", ylabel=f"return (last {WINDOW} episodes)")
         ax.legend()
     fig.tight_layout()
