@@ -10,8 +10,9 @@ not the same schedule: Young & Tian update every step with RMSprop (lr 2.5e-4) f
 
 The score is the return of training episodes, as in the MinAtar paper: at each checkpoint, the mean
 return of the last 100 finished episodes. Each run's episodes go to ``<out>/<game>-<algo>-seed<k>.csv``
-(columns: step, return); the summary table prints the final score of every seed, and ``--plot``
-draws the curves (mean and min-max over seeds) into ``<out>/minatar.png``.
+(columns: step, return) with a ``.json`` summary; the summary table prints the final score of every
+seed, and ``--plot`` draws the curves (mean and min-max over seeds) into ``<out>/minatar.png``.
+``--resume`` keeps the finished runs in ``--out``, so the grid can be filled a few runs at a time.
 
     python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -86,8 +88,20 @@ def run(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any]
         writer = csv.writer(file)
         writer.writerow(["step", "return"])
         writer.writerows(log.episodes)
-    returns = [r for _, r in log.episodes]
-    return dict(algo=algo, game=game, seed=seed, final=float(np.mean(returns[-WINDOW:])), seconds=seconds, path=path)
+    final = float(np.mean([r for _, r in log.episodes][-WINDOW:]))
+    result = dict(algo=algo, game=game, seed=seed, steps=steps, final=final, seconds=seconds)
+    path.with_suffix(".json").write_text(json.dumps(result))  # written last: marks the run as finished
+    return {**result, "path": path}
+
+
+def finished(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any] | None:
+    """A run already in ``out`` with the same budget (for --resume), else None."""
+    path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
+    summary = path.with_suffix(".json")
+    if not summary.exists():
+        return None
+    result = json.loads(summary.read_text())
+    return {**result, "path": path} if result["steps"] == steps else None
 
 
 def curve(path: Path, checkpoints: np.ndarray) -> np.ndarray:
@@ -136,13 +150,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
     parser.add_argument("--out", default="logs/minatar-benchmark")
     parser.add_argument("--plot", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already finished in --out")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     jobs = [(a, g, s, args.steps, str(out)) for g in args.games for a in args.algos for s in args.seeds]
+    done = [r for r in (finished(*job) for job in jobs) if r is not None] if args.resume else []
+    todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
+    print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.starmap(run, jobs)
+        results = done + pool.starmap(run, todo)
     for r in results:
         print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: final {r['final']:6.2f}, {r['seconds']:.0f} s")
     print("\n| game | algo | final score, mean ± std | per seed | published DQN | median wall time (s) |")
