@@ -143,10 +143,14 @@ def resolve(
     algo_class: type,
     noisy: bool,
     source: str = "config",
+    one_step: bool = False,
 ) -> dict[str, Any]:
     """Check an entry and ``-params`` overrides and merge them into constructor and run arguments.
+    The entry's keys of a component the algo turns off are dropped, so one entry serves every
+    ablation; ``-params`` always apply.
 
     :param noisy: the algo explores with noisy nets: the entry's epsilon keys are dropped
+    :param one_step: the algo turns n-step returns off: the entry's ``n_steps`` is dropped
     """
     keys = valid_keys(algo_class)
     for where, values in ((source, entry), ("-params", overrides)):
@@ -157,8 +161,8 @@ def resolve(
             raise ConfigError(f"unknown hyperparameter(s) {unknown} in {where}{hint}; valid keys: {', '.join(keys)}")
         for key, value in values.items():
             check_type(key, value, where)
-    if noisy:
-        entry = {key: value for key, value in entry.items() if key not in EXPLORATION_KEYS}
+    dropped = (EXPLORATION_KEYS if noisy else ()) + (("n_steps",) if one_step else ())
+    entry = {key: value for key, value in entry.items() if key not in dropped}
     merged = {**entry, **overrides}
     for key in INTEGER_KEYS:
         if key in merged:

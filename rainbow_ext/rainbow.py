@@ -280,49 +280,35 @@ class Rainbow(DQN):
     v_min: float = _head_option("v_min")  # type: ignore[assignment]
     v_max: float = _head_option("v_max")  # type: ignore[assignment]
 
-    def _online_outputs(self, data: ReplayBufferSamples) -> tuple[th.Tensor, th.Tensor | None]:
-        """Online head outputs ``[batch, n_actions, n_atoms]`` at s (with gradient) and, for Double DQN
-        only, at s' (no gradient). Two passes: one pass over s and s' stacked saves a few percent on
-        small MLPs but backpropagates through the convolutions for twice the batch (about 25% slower
-        per update with the Nature CNN)."""
-        outputs = self.q_net.head_output(data.observations)
-        if not self.double_q:
-            return outputs, None
-        with th.no_grad():
-            return outputs, self.q_net.head_output(data.next_observations)
-
-    def _next_actions(self, next_q_online: th.Tensor | None, next_q_target: th.Tensor) -> th.Tensor:
+    def _next_actions(self, next_observations: th.Tensor, next_q_target: th.Tensor) -> th.Tensor:
         """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
         network selects a* and the target network evaluates it; otherwise the target does both."""
-        next_q = next_q_online if self.double_q else next_q_target
-        assert next_q is not None, "Double DQN needs the online network's Q-values at s'"
+        next_q = self.q_net(next_observations) if self.double_q else next_q_target
         return next_q.argmax(dim=1, keepdim=True)
 
     def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
         discounts = data.discounts if data.discounts is not None else self.gamma
-        outputs, next_outputs = self._online_outputs(data)
         with th.no_grad():
             next_q_target = self.q_net_target(data.next_observations)
-            next_q_online = None if next_outputs is None else self.q_net.q_values(next_outputs)
-            next_q = next_q_target.gather(1, self._next_actions(next_q_online, next_q_target))
+            next_actions = self._next_actions(data.next_observations, next_q_target)
+            next_q = next_q_target.gather(1, next_actions)
             targets = data.rewards + (1 - data.dones) * discounts * next_q
-        q_taken = self.q_net.q_values(outputs).gather(1, data.actions.long())
+        q_taken = self.q_net(data.observations).gather(1, data.actions.long())
         return huber_loss(q_taken, targets), q_taken.detach().squeeze(1), (targets - q_taken).detach().abs().squeeze(1)
 
     def _categorical_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """C51: cross-entropy between the projected target distribution and the online one."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         n_atoms = self.q_net.support.shape[0]
-        logits, next_logits_online = self._online_outputs(data)
         with th.no_grad():
             next_logits = self.q_net_target.head_output(data.next_observations)
-            next_q_online = None if next_logits_online is None else self.q_net.q_values(next_logits_online)
-            next_actions = self._next_actions(next_q_online, self.q_net_target.q_values(next_logits))
+            next_actions = self._next_actions(data.next_observations, self.q_net_target.q_values(next_logits))
             next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
             target_probs = categorical_projection(
                 next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
             )
+        logits = self.q_net.head_output(data.observations)
         taken_logits = logits.gather(1, data.actions.long().unsqueeze(-1).expand(-1, 1, n_atoms)).squeeze(1)
         losses = categorical_loss(taken_logits, target_probs)
         q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)

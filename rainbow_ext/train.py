@@ -99,13 +99,10 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     key, entry = cfg.select_entry(entries, args.env, family)
     overrides = cfg.parse_params(args.hyperparams)
     flags = preset_flags(args.algo) if args.algo in PRESETS else {}
-    if flags.get("n_steps") == 1:
-        # An entry's n (tuned for n-step returns) does not switch them back on for a preset that turns
-        # them off, as its epsilon keys do not apply to noisy presets; -params can still set it.
-        entry.pop("n_steps", None)
     cls = algo_class(args.algo)
     noisy = bool({**flags, **entry, **overrides}.get("noisy", False))
-    merged = cfg.resolve(entry, overrides, cls, noisy=noisy, source=f"{path.name}[{key!r}]")
+    one_step = flags.get("n_steps") == 1
+    merged = cfg.resolve(entry, overrides, cls, noisy=noisy, source=f"{path.name}[{key!r}]", one_step=one_step)
     run_keys = {k: merged.pop(k) for k in cfg.RUN_KEYS if k in merged}
     n_envs = args.n_envs if args.n_envs is not None else int(run_keys.get("n_envs", 1))
     n_timesteps = args.n_timesteps if args.n_timesteps is not None else int(run_keys.get("n_timesteps", 100_000))

@@ -57,14 +57,8 @@ class _FixedQ(th.nn.Module):
         super().__init__()
         self.q = th.tensor([q_values])
 
-    def head_output(self, obs: th.Tensor) -> th.Tensor:
-        return self.q.expand(obs.shape[0], -1).unsqueeze(-1)
-
-    def q_values(self, head_output: th.Tensor) -> th.Tensor:
-        return head_output.squeeze(-1)
-
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        return self.q_values(self.head_output(obs))
+        return self.q.expand(obs.shape[0], -1)
 
 
 @pytest.mark.parametrize("double_q", [True, False])
@@ -74,7 +68,7 @@ def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
     model.q_net = _FixedQ([0.5, -1.0])  # type: ignore[assignment]
     model.q_net_target = _FixedQ([2.0, 10.0])  # type: ignore[assignment]
     next_obs = th.zeros(4, 4)
-    actions = model._next_actions(model.q_net(next_obs), model.q_net_target(next_obs))
+    actions = model._next_actions(next_obs, model.q_net_target(next_obs))
     assert actions.flatten().tolist() == ([0] * 4 if double_q else [1] * 4)
 
     # The full TD target: y = r + gamma * Q_target(s', a*).
@@ -91,22 +85,12 @@ def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
     assert targets == pytest.approx([1 + 0.5 * bootstrap, 1 + 0.5 * bootstrap, 1.0, 1 + 0.5 * bootstrap])
 
 
-@pytest.mark.parametrize("preset", ["rainbow-no-noisy", "rainbow"])
-def test_double_q_online_outputs_at_s_and_next_s(preset: str) -> None:
-    model = Rainbow.from_preset(preset, "MlpPolicy", "CartPole-v1", n_steps=1, **SMALL)
-    model.policy.reset_noise()
-    obs, next_obs = th.randn(16, 4), th.randn(16, 4)
-    data = ReplayBufferSamples(obs, th.zeros(16, 1, dtype=th.long), next_obs, th.zeros(16, 1), th.zeros(16, 1))
-    outputs, next_outputs = model._online_outputs(data)
-    # The same noise sample at s and s'; a gradient at s only.
-    th.testing.assert_close(outputs, model.q_net.head_output(obs))
-    assert next_outputs is not None
-    th.testing.assert_close(next_outputs, model.q_net.head_output(next_obs))
-    assert outputs.requires_grad and not next_outputs.requires_grad
-
-    online_q = model.q_net.q_values(next_outputs)
-    target_q = model.q_net_target(next_obs) + th.tensor([[0.0, 100.0]])  # the target would pick action 1
-    th.testing.assert_close(model._next_actions(online_q, target_q), online_q.argmax(dim=1, keepdim=True))
+def test_double_q_selects_with_online_network_in_c51() -> None:
+    model = Rainbow.from_preset("rainbow-no-noisy", "MlpPolicy", "CartPole-v1", n_steps=1, **SMALL)
+    obs = th.randn(16, 4)
+    online_choice = model.q_net(obs).argmax(dim=1, keepdim=True)
+    target_q = model.q_net_target(obs) + th.tensor([[0.0, 100.0]])  # the target would pick action 1
+    th.testing.assert_close(model._next_actions(obs, target_q), online_choice)
 
 
 class _ImageEnv(gym.Env):
