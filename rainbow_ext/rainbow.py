@@ -359,10 +359,15 @@ class Rainbow(DQN):
         self.logger.record("train/q_mean", th.stack(q_means).mean().item())
         error_key = "train/cross_entropy" if self.distributional else "train/td_error_abs"
         self.logger.record(error_key, th.stack(error_means).mean().item())
-        if self.noisy:
-            self.logger.record("train/noise_sigma_mean", self.q_net.noise_sigma_mean())
         if self.prioritized:
             self.logger.record("train/per_beta", self.replay_buffer.beta)  # type: ignore[union-attr]
+
+    def dump_logs(self) -> None:
+        # A state of the network rather than of one update: read when the logs are written, as SB3's
+        # gSDE ``train/std``, instead of at every gradient step (a pass over every sigma).
+        if self.noisy:
+            self.logger.record("train/noise_sigma_mean", self.q_net.noise_sigma_mean())
+        super().dump_logs()
 
     def learn(
         self: SelfRainbow,

@@ -2,10 +2,12 @@
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3.common.logger import KVWriter, Logger
 
 from rainbow_ext import NoisyLinear, Rainbow
 from rainbow_ext.layers import noise_disabled, noisy_layers
@@ -42,6 +44,34 @@ def test_noise_shapes_and_factorisation() -> None:
     th.testing.assert_close(y, x @ weight.T + bias)
     # Noise is not part of the saved state.
     assert set(layer.state_dict()) == {"weight_mu", "weight_sigma", "bias_mu", "bias_sigma"}
+
+
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "rows", "factorised"),
+    [(5, 3, 1, False), (300, 256, 1, True), (300, 256, 2, True), (300, 256, 3, False), (3136, 512, 1, True)],
+)
+def test_both_forms_of_the_forward_pass_match_the_closed_form(
+    in_features: int, out_features: int, rows: int, factorised: bool
+) -> None:
+    """Outputs and gradients of y = (mu_w + sigma_w * eps_out eps_in^T) x + mu_b + sigma_b * eps_out,
+    for both ways forward computes it (the noisy weight, or the factorised products), after a redraw."""
+    th.manual_seed(0)
+    layer = NoisyLinear(in_features, out_features)
+    layer.reset_noise()
+    x = th.randn(rows, in_features, requires_grad=True)
+    assert layer.factorised_form(x) == factorised
+    y = layer(x)
+    grads = th.autograd.grad((y * th.linspace(-1, 1, out_features)).sum(), [x, *layer.parameters()])
+
+    x_ref = x.detach().clone().requires_grad_(True)
+    params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
+    weight_mu, weight_sigma, bias_mu, bias_sigma = params
+    weight = weight_mu + weight_sigma * th.outer(layer.eps_out, layer.eps_in)
+    y_ref = x_ref @ weight.T + bias_mu + bias_sigma * layer.eps_out
+    grads_ref = th.autograd.grad((y_ref * th.linspace(-1, 1, out_features)).sum(), [x_ref, *params])
+    th.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for grad, grad_ref in zip(grads, grads_ref, strict=True):
+        th.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_noise_distribution_is_signed_sqrt_of_gaussian() -> None:
@@ -127,13 +157,27 @@ def test_noise_is_on_while_collecting_and_in_target_computation() -> None:
     assert not any(th.equal(a, b) for a, b in zip(training_eps[::2], target_eps, strict=True))
 
 
+class SigmaRecorder(KVWriter):
+    """Keeps each dump's ``train/noise_sigma_mean`` beside the network's value at that moment."""
+
+    def __init__(self, model: Rainbow) -> None:
+        self.model = model
+        self.pairs: list[tuple[float, float]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.pairs.append((key_values["train/noise_sigma_mean"], self.model.q_net.noise_sigma_mean()))
+
+
 def test_noise_scale_is_logged_and_learned() -> None:
     model = Rainbow.from_preset("noisy", "MlpPolicy", "CartPole-v1", **SMALL)
+    recorder = SigmaRecorder(model)
+    model.set_logger(Logger(folder=None, output_formats=[recorder]))
     initial = model.q_net.noise_sigma_mean()
-    model.learn(400)
-    logged = model.logger.name_to_value["train/noise_sigma_mean"]
-    assert logged == pytest.approx(model.q_net.noise_sigma_mean())
-    assert logged != initial  # sigma is a learned parameter
+    model.learn(400, log_interval=1)
+    assert len(recorder.pairs) > 1  # with every dump
+    for logged, current in recorder.pairs:
+        assert logged == pytest.approx(current)
+    assert recorder.pairs[-1][0] != initial  # sigma is a learned parameter
 
 
 def test_sigma0_scales_the_noise() -> None:
