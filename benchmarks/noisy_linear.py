@@ -4,7 +4,7 @@
 
 Times one call (forward only without gradients, as when acting or computing targets; forward and
 backward with them, as in a gradient step) for the noisy layers of the shipped networks and batches
-of 1, 8 and 32 rows. The forms alternate within each round; the table gives medians over rounds.
+of 1, 2, 8 and 32 rows. The forms alternate within each round; the table gives medians over rounds.
 ``NoisyLinear`` picks the factorised form for a layer of at least ``FACTORISED_MIN_WEIGHTS`` weights
 fed at most ``FACTORISED_MAX_ROWS`` rows: this script is where those thresholds come from.
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=50, help="calls per form and round")
-    parser.add_argument("--rows", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 2, 8, 32])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     th.set_num_threads(args.threads)

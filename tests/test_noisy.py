@@ -48,7 +48,14 @@ def test_noise_shapes_and_factorisation() -> None:
 
 @pytest.mark.parametrize(
     ("in_features", "out_features", "rows", "factorised"),
-    [(5, 3, 1, False), (300, 256, 1, True), (300, 256, 2, True), (300, 256, 3, False), (3136, 512, 1, True)],
+    [
+        (5, 3, 1, False),
+        (256, 255, 1, False),  # one weight under the size threshold
+        (256, 256, 1, True),  # square: a transposed eps_w would show
+        (300, 256, 2, True),
+        (300, 256, 3, False),
+        (3136, 512, 1, True),
+    ],
 )
 def test_both_forms_of_the_forward_pass_match_the_closed_form(
     in_features: int, out_features: int, rows: int, factorised: bool
@@ -60,6 +67,7 @@ def test_both_forms_of_the_forward_pass_match_the_closed_form(
     layer.reset_noise()
     x = th.randn(rows, in_features, requires_grad=True)
     assert layer.factorised_form(x) == factorised
+    assert layer.factorised_form(x.view(rows, 1, in_features)) == factorised  # rows, whatever the leading dims
     y = layer(x)
     grads = th.autograd.grad((y * th.linspace(-1, 1, out_features)).sum(), [x, *layer.parameters()])
 
@@ -72,6 +80,20 @@ def test_both_forms_of_the_forward_pass_match_the_closed_form(
     th.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     for grad, grad_ref in zip(grads, grads_ref, strict=True):
         th.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_acting_on_one_observation_matches_the_batched_forward_pass() -> None:
+    """With 256-unit layers, acting on one observation takes the factorised form and a batch the
+    noisy weight; both give the same Q-values with the same noise, online and target network."""
+    options = {**SMALL, "policy_kwargs": dict(net_arch=[256, 256])}
+    model = Rainbow.from_preset("rainbow", "MlpPolicy", "CartPole-v1", **options)
+    model.learn(200)
+    model.policy.reset_noise()
+    obs = th.as_tensor(model.env.observation_space.sample()).unsqueeze(0)
+    for net in (model.q_net, model.q_net_target):
+        assert any(layer.factorised_form(th.zeros(1, layer.in_features)) for layer in noisy_layers(net))
+        with th.no_grad():
+            th.testing.assert_close(net(obs)[0], net(obs.expand(3, -1))[0], rtol=1e-5, atol=1e-5)
 
 
 def test_noise_distribution_is_signed_sqrt_of_gaussian() -> None:
