@@ -12,7 +12,8 @@ The score is the return of training episodes, as in the MinAtar paper: at each c
 return of the last 100 finished episodes. Each run's episodes go to ``<out>/<game>-<algo>-seed<k>.csv``
 (columns: step, return) with a ``.json`` summary; the summary table prints the final score of every
 seed, and ``--plot`` draws the curves (mean and min-max over seeds) into ``<out>/minatar.png``.
-``--resume`` keeps the finished runs in ``--out``, so the grid can be filled a few runs at a time.
+``--resume`` keeps the finished runs in ``--out``, so the grid can be filled a few runs at a time;
+``--report-only`` prints the tables (and ``--plot``) of the finished runs without running any.
 
     python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
 """
@@ -151,29 +152,51 @@ def main() -> None:
     parser.add_argument("--out", default="logs/minatar-benchmark")
     parser.add_argument("--plot", action="store_true")
     parser.add_argument("--resume", action="store_true", help="keep the runs already finished in --out")
+    parser.add_argument(
+        "--report-only", action="store_true", help="tables and plot of the runs finished in --out; run nothing"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     jobs = [(a, g, s, args.steps, str(out)) for g in args.games for a in args.algos for s in args.seeds]
-    done = [r for r in (finished(*job) for job in jobs) if r is not None] if args.resume else []
+    keep = args.resume or args.report_only
+    done = [r for r in (finished(*job) for job in jobs) if r is not None] if keep else []
     todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
-    print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        results = done + pool.starmap(run, todo)
+    if args.report_only:
+        print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
+        results = done
+    else:
+        print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
+        with mp.get_context("spawn").Pool(args.workers) as pool:
+            results = done + pool.starmap(run, todo)
     for r in results:
         print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: final {r['final']:6.2f}, {r['seconds']:.0f} s")
-    print("\n| game | algo | final score, mean ± std | per seed | published DQN | median wall time (s) |")
+    print("\n| game | algo | final score, mean ± std | seed: final | published DQN | median wall time (s) |")
     print("|---|---|---|---|---|---|")
     for game in args.games:
         for algo in args.algos:
-            rows = [r for r in results if r["game"] == game and r["algo"] == algo]
+            rows = sorted((r for r in results if r["game"] == game and r["algo"] == algo), key=lambda r: r["seed"])
+            if not rows:
+                print(f"| {game} | {algo} | not run | | {PUBLISHED_DQN.get(game, '-')} | |")
+                continue
             finals = np.array([r["final"] for r in rows])
-            per_seed = ", ".join(f"{v:.2f}" for v in finals)
+            per_seed = ", ".join(f"{r['seed']}: {r['final']:.2f}" for r in rows)
             print(
                 f"| {game} | {algo} | {finals.mean():.2f} ± {finals.std():.2f} | {per_seed} | "
                 f"{PUBLISHED_DQN.get(game, '-')} | {np.median([r['seconds'] for r in rows]):.0f} |"
             )
+    checkpoints = np.arange(1, 6) * args.steps / 5
+    print("\nScore (mean ± std over seeds) at each fifth of the run:\n")
+    print("| game | algo | seeds | " + " | ".join(f"{c / 1000:.0f}k" for c in checkpoints) + " |")
+    print("|---|---|---|" + "---|" * len(checkpoints))
+    for game in args.games:
+        for algo in args.algos:
+            rows = [r for r in results if r["game"] == game and r["algo"] == algo]
+            if rows:
+                curves = np.array([curve(r["path"], checkpoints) for r in rows])
+                cells = " | ".join(f"{m:.2f} ± {sd:.2f}" for m, sd in zip(curves.mean(0), curves.std(0), strict=True))
+                print(f"| {game} | {algo} | {len(rows)} | {cells} |")
     if args.plot:
         print(f"\ncurves: {plot(results, args.games, args.algos, args.steps, out)}")
 
