@@ -21,11 +21,12 @@ from torch.nn import functional as F
 
 # On the CPU, a noisy layer of at least this many weights fed at most this many rows runs in the
 # factorised form of NoisyLinear.forward. From benchmarks/noisy_linear.py: for one row, as when
-# acting in one env, it is 1.5-1.8x faster for MinAtar's and the Nature network's hidden layers; with
-# 8 rows or more, or a smaller layer, building the noisy weight is mostly as fast or faster. On a GPU
-# the factorised form's two extra kernel launches would cost more than the memory traffic it saves.
+# acting in one env, it is 1.2-1.5x faster for MinAtar's hidden layer and 1.8-2.9x for the Nature
+# network's; with 2 rows or more, or a smaller layer, building the noisy weight is mostly as fast or
+# faster. On a GPU the factorised form's two extra kernel launches would cost more than the memory
+# traffic it saves.
 FACTORISED_MIN_WEIGHTS = 1 << 16
-FACTORISED_MAX_ROWS = 2
+FACTORISED_MAX_ROWS = 1
 
 
 class NoisyLinear(nn.Module):
