@@ -125,13 +125,15 @@ def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], step
     checkpoints = np.linspace(steps / 50, steps, 50)
     fig, axes = plt.subplots(1, len(games), figsize=(6 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games, strict=True):
-        for algo in algos:
+        for color, algo in enumerate(algos):  # one color per algo in every panel
             runs = [r for r in results if r["game"] == game and r["algo"] == algo]
             curves = np.array([curve(r["path"], checkpoints) for r in runs])
             if len(curves) == 0:
                 continue
-            ax.plot(checkpoints, np.nanmean(curves, axis=0), label=f"{algo} ({len(curves)} seeds)")
-            ax.fill_between(checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
+            ax.plot(checkpoints, np.nanmean(curves, axis=0), color=f"C{color}", label=f"{algo} ({len(curves)} seeds)")
+            ax.fill_between(
+                checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=f"C{color}", alpha=0.2
+            )
         if game in PUBLISHED_DQN:
             ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="paper DQN, 0.5M (own schedule)")
         ax.set(title=f"MinAtar {game}-v1", xlabel="environment steps", ylabel=f"return (last {WINDOW} episodes)")
