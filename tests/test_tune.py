@@ -83,7 +83,7 @@ def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
 @needs_postgres
 def test_a_killed_workers_trial_is_retried(tmp_path: Path) -> None:
     name = f"retry-{uuid.uuid4().hex[:8]}"
-    argv = ["--algo", "dqn", "-n", "1500", *QUICK, "--storage", POSTGRES, "--study-name", name]
+    argv = ["--algo", "dqn", "-n", "3000", *QUICK, "--storage", POSTGRES, "--study-name", name]
     argv += ["--heartbeat-interval", "1", "--grace-period", "3", "-f", str(tmp_path)]
     victim = run_worker(*argv, "--n-trials", "5")
     deadline = time.time() + 120
@@ -92,9 +92,12 @@ def test_a_killed_workers_trial_is_retried(tmp_path: Path) -> None:
         time.sleep(0.5)
         try:
             study = optuna.load_study(study_name=name, storage=POSTGRES)
-            running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         except KeyError:  # not created yet
             continue
+        # a trial that has sampled all its parameters ("hyperparams" is set next) and is training
+        running = [
+            t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING and "hyperparams" in t.user_attrs
+        ]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     (killed,) = running
