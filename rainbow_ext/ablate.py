@@ -131,7 +131,9 @@ def enqueue_missing(study: Any) -> int:
     covered = set()
     for trial in study.get_trials(deepcopy=False):
         mine = trial.state == TrialState.RUNNING and trial.user_attrs.get("host") == host
-        if mine and not pid_alive(int(trial.user_attrs.get("pid", -1))):
+        # A trial whose pid is not written yet is being claimed by a live worker (host and pid are two writes).
+        pid = trial.user_attrs.get("pid")
+        if mine and pid is not None and not pid_alive(int(pid)):
             study.tell(trial.number, state=TrialState.FAIL)
             continue
         if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):

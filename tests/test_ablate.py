@@ -133,6 +133,25 @@ def test_unfinished_runs_restart(tmp_path: Path) -> None:
     assert len(finished_trials(folder)) == 1
 
 
+def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
+    """A worker writes its host, then its pid: a second ablation starting in between must neither fail
+    that run as left by a dead process nor enqueue its grid point again."""
+    import socket
+
+    from rainbow_ext.ablate import enqueue_missing
+
+    folder = tmp_path / "ablation"
+    argv = [*TINY, "--variants", "dqn", "--seeds", "1", "-f", str(folder)]
+    assert main([*argv, "--report-only"]) == 0  # the study and grid, nothing run
+    study = optuna.load_study(study_name="ablation", storage=f"sqlite:///{folder / 'study.db'}")
+    study.enqueue_trial({"variant": "dqn", "env": "CartPole-v1", "seed": 0})
+    claimed = study.ask()
+    claimed.set_user_attr("host", socket.gethostname())  # no pid yet
+    assert enqueue_missing(study) == 0
+    (trial,) = study.get_trials()
+    assert trial.state == optuna.trial.TrialState.RUNNING
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
