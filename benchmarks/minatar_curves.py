@@ -15,6 +15,13 @@ seed, and ``--plot`` draws the curves (mean and min-max over seeds) into ``<out>
 ``--resume`` keeps the finished runs in ``--out``, so the grid can be filled a few runs at a time;
 ``--report-only`` prints the tables (and ``--plot``) of the finished runs without running any.
 
+A run saves a checkpoint every ``--checkpoint-every`` steps (model, replay buffer, episodes so far)
+under ``--checkpoints``, and a killed run goes on from its last checkpoint when started again. The
+episode in progress at the checkpoint ends there, stored as a truncation (so no n-step window or
+bootstrap crosses it), and the env and the random generators are reseeded with
+``seed + num_timesteps``; the run is not bit-identical to an uninterrupted one. The summary lists
+the steps it resumed at.
+
     python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
 """
 
@@ -24,6 +31,7 @@ import argparse
 import csv
 import json
 import multiprocessing as mp
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -76,22 +84,118 @@ def build(algo: str, env_id: str, seed: int, steps: int) -> Any:
     return Rainbow(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, **run.hyperparams)
 
 
-def run(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any]:
+class Checkpointer(BaseCallback):
+    """Saves the run every ``every`` steps, after a rollout (its transitions stored), into ``path``:
+    written beside it and swapped in, so a kill mid-save keeps the previous checkpoint."""
+
+    def __init__(self, path: Path, every: int, steps: int, log: EpisodeLog, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.path, self.every, self.steps, self.log, self.state = path, every, steps, log, state
+        self.start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps < self.state["saved_at"] + self.every or self.num_timesteps >= self.steps:
+            return
+        fresh = self.path.with_name(self.path.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        self.model.save(fresh / "model.zip")
+        self.model.save_replay_buffer(fresh / "replay_buffer.pkl")
+        write_episodes(fresh / "episodes.csv", self.log.episodes)
+        seconds = self.state["seconds"] + time.perf_counter() - self.start
+        meta = {**self.state, "saved_at": self.num_timesteps, "seconds": seconds}
+        (fresh / "meta.json").write_text(json.dumps(meta))
+        old = self.path.with_name(self.path.name + ".old")
+        if self.path.exists():
+            self.path.rename(old)
+        fresh.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self.state["saved_at"] = self.num_timesteps
+
+
+def latest_checkpoint(path: Path) -> Path | None:
+    """The checkpoint in ``path``, or the one a kill between the two renames left as ``.old``."""
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if (candidate / "meta.json").exists():
+            return candidate
+    return None
+
+
+def remove_checkpoint(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".old"), path.with_name(path.name + ".new")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def end_episode_at_checkpoint(buffer: Any) -> None:
+    """The newest stored transition becomes a truncation: the resumed run starts a new episode, so no
+    n-step window may run past it, and its target still bootstraps from its stored next observation."""
+    if buffer.full or buffer.pos > 0:
+        newest = (buffer.pos - 1) % buffer.buffer_size
+        buffer.dones[newest] = 1.0
+        buffer.timeouts[newest] = 1.0
+
+
+def write_episodes(path: Path, episodes: list[tuple[int, float]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", "return"])
+        writer.writerows(episodes)
+
+
+def read_episodes(path: Path) -> list[tuple[int, float]]:
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return [(int(step), float(ret)) for step, ret in data]
+
+
+def run(
+    algo: str,
+    game: str,
+    seed: int,
+    steps: int,
+    out: str,
+    checkpoints: str | None = None,
+    every: int = 0,
+    resume: bool = False,
+) -> dict[str, Any]:
     th.set_num_threads(1)
     env_id = f"MinAtar/{game}-v1"
     model = build(algo, env_id, seed, steps)
     log = EpisodeLog()
+    state: dict[str, Any] = {"saved_at": 0, "seconds": 0.0, "resumed_at": []}
+    ckpt = Path(checkpoints) / f"{game}-{algo}-seed{seed}-{steps}" if checkpoints and every > 0 else None
+    if ckpt is not None and not resume:  # a fresh run: an earlier run's checkpoint is not its own
+        remove_checkpoint(ckpt)
+    saved = latest_checkpoint(ckpt) if ckpt is not None else None
+    if saved is not None:
+        env, cls = model.get_env(), type(model)
+        del model
+        model = cls.load(saved / "model.zip", env=env, device="cpu")
+        model.load_replay_buffer(saved / "replay_buffer.pkl")
+        end_episode_at_checkpoint(model.replay_buffer)
+        model._last_obs = None  # saved with the model: make learn() reset the new env
+        model.set_random_seed(seed + model.num_timesteps)  # not a replay of the run's first steps
+        log.episodes = read_episodes(saved / "episodes.csv")
+        state = json.loads((saved / "meta.json").read_text())
+        state["resumed_at"] = [*state["resumed_at"], model.num_timesteps]
+        print(f"{game} {algo} seed {seed}: resumed at step {model.num_timesteps}", flush=True)
+    callbacks: list[BaseCallback] = [log]
+    if ckpt is not None:
+        callbacks.append(Checkpointer(ckpt, every, steps, log, state))
     start = time.perf_counter()
-    model.learn(steps, callback=log)
-    seconds = time.perf_counter() - start
+    model.learn(steps - model.num_timesteps, callback=callbacks, reset_num_timesteps=saved is None)
+    seconds = state["seconds"] + time.perf_counter() - start
     path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["step", "return"])
-        writer.writerows(log.episodes)
+    write_episodes(path, log.episodes)
     final = float(np.mean([r for _, r in log.episodes][-WINDOW:]))
     result = dict(algo=algo, game=game, seed=seed, steps=steps, final=final, seconds=seconds)
+    if state["resumed_at"]:
+        result["resumed_at"] = state["resumed_at"]
     path.with_suffix(".json").write_text(json.dumps(result))  # written last: marks the run as finished
+    if ckpt is not None:
+        remove_checkpoint(ckpt)
     return {**result, "path": path}
 
 
@@ -153,7 +257,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
     parser.add_argument("--out", default="logs/minatar-benchmark")
     parser.add_argument("--plot", action="store_true")
-    parser.add_argument("--resume", action="store_true", help="keep the runs already finished in --out")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep finished runs; continue the rest from their checkpoints"
+    )
+    parser.add_argument("--checkpoints", default="logs/minatar-checkpoints", help="where runs save checkpoints")
+    parser.add_argument("--checkpoint-every", type=int, default=50_000, help="steps between checkpoints (0: none)")
     parser.add_argument(
         "--report-only", action="store_true", help="tables and plot of the runs finished in --out; run nothing"
     )
@@ -161,9 +269,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    jobs = [(a, g, s, args.steps, str(out)) for g in args.games for a in args.algos for s in args.seeds]
+    jobs = [
+        (a, g, s, args.steps, str(out), args.checkpoints, args.checkpoint_every, args.resume)
+        for g in args.games
+        for a in args.algos
+        for s in args.seeds
+    ]
     keep = args.resume or args.report_only
-    done = [r for r in (finished(*job) for job in jobs) if r is not None] if keep else []
+    done = [r for r in (finished(*job[:5]) for job in jobs) if r is not None] if keep else []
     todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
     if args.report_only:
         print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
@@ -173,7 +286,9 @@ def main() -> None:
         with mp.get_context("spawn").Pool(args.workers) as pool:
             results = done + pool.starmap(run, todo)
     for r in results:
-        print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: final {r['final']:6.2f}, {r['seconds']:.0f} s")
+        resumed = f" (resumed at {', '.join(map(str, r['resumed_at']))})" if r.get("resumed_at") else ""
+        score = f"final {r['final']:6.2f}, {r['seconds']:.0f} s"
+        print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: {score}{resumed}")
     print("\n| game | algo | final score, mean ± std | seed: final | published DQN | median wall time (s) |")
     print("|---|---|---|---|---|---|")
     for game in args.games:
