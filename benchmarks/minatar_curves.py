@@ -298,7 +298,9 @@ def main() -> None:
                 print(f"| {game} | {algo} | not run | | {PUBLISHED_DQN.get(game, '-')} | |")
                 continue
             finals = np.array([r["final"] for r in rows])
-            per_seed = ", ".join(f"{r['seed']}: {r['final']:.2f}" for r in rows)
+            per_seed = ", ".join(
+                f"{r['seed']}: {r['final']:.2f}" + (" (resumed)" if r.get("resumed_at") else "") for r in rows
+            )
             print(
                 f"| {game} | {algo} | {finals.mean():.2f} ± {finals.std():.2f} | {per_seed} | "
                 f"{PUBLISHED_DQN.get(game, '-')} | {np.median([r['seconds'] for r in rows]):.0f} |"
