@@ -16,11 +16,10 @@ seed, and ``--plot`` draws the curves (mean and min-max over seeds) into ``<out>
 ``--report-only`` prints the tables (and ``--plot``) of the finished runs without running any.
 
 A run saves a checkpoint every ``--checkpoint-every`` steps (model, replay buffer, episodes so far)
-under ``--checkpoints``, and a killed run goes on from its last checkpoint when started again. The
-episode in progress at the checkpoint ends there, stored as a truncation (so no n-step window or
-bootstrap crosses it), and the env and the random generators are reseeded with
-``seed + num_timesteps``; the run is not bit-identical to an uninterrupted one. The summary lists
-the steps it resumed at.
+under ``--checkpoints``, and ``--resume`` continues a killed run from its last checkpoint. The
+episode in progress at the checkpoint ends there (Rainbow stores it as a truncation, so no n-step
+window crosses it), and the env and the random generators are reseeded with ``seed + num_timesteps``;
+the run is not bit-identical to an uninterrupted one. The summary lists the steps it resumed at.
 
     python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
 """
@@ -129,15 +128,6 @@ def remove_checkpoint(path: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def end_episode_at_checkpoint(buffer: Any) -> None:
-    """The newest stored transition becomes a truncation: the resumed run starts a new episode, so no
-    n-step window may run past it, and its target still bootstraps from its stored next observation."""
-    if buffer.full or buffer.pos > 0:
-        newest = (buffer.pos - 1) % buffer.buffer_size
-        buffer.dones[newest] = 1.0
-        buffer.timeouts[newest] = 1.0
-
-
 def write_episodes(path: Path, episodes: list[tuple[int, float]]) -> None:
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
@@ -174,8 +164,8 @@ def run(
         del model
         model = cls.load(saved / "model.zip", env=env, device="cpu")
         model.load_replay_buffer(saved / "replay_buffer.pkl")
-        end_episode_at_checkpoint(model.replay_buffer)
-        model._last_obs = None  # saved with the model: make learn() reset the new env
+        # load() drops _last_obs, so learn() resets the new env; Rainbow's learn() then ends the stored
+        # episode as a truncation (end_stored_episodes). DQN and QR-DQN (one-step) need no such end.
         model.set_random_seed(seed + model.num_timesteps)  # not a replay of the run's first steps
         log.episodes = read_episodes(saved / "episodes.csv")
         state = json.loads((saved / "meta.json").read_text())

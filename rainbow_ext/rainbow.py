@@ -11,10 +11,12 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 
 from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
+from rainbow_ext.buffers.n_step import end_stored_episodes
 from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
@@ -368,6 +370,18 @@ class Rainbow(DQN):
         if self.noisy:
             self.logger.record("train/noise_sigma_mean", self.q_net.noise_sigma_mean())
         super().dump_logs()
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if (reset_num_timesteps or self._last_obs is None) and self.replay_buffer is not None:
+            end_stored_episodes(self.replay_buffer)  # SB3 resets the env next: no n-step window may cross it
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def learn(
         self: SelfRainbow,

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -82,3 +83,67 @@ def _saved(model: Rainbow, tmp_path: Path) -> Path:
     path = tmp_path / "model.zip"
     model.save(path)
     return path
+
+
+class Counting(gym.Env):
+    """Observation and reward count the episode's steps (reward t + 1 at step t); ends after ``length``."""
+
+    observation_space = gym.spaces.Box(0.0, 100.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, length: int = 50) -> None:
+        self.length, self.t = length, 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.array([self.t], np.float32), float(self.t), self.t == self.length, False, {}
+
+
+NO_TRAINING = dict(learning_starts=1_000, buffer_size=100, train_freq=1)  # one stored step per env step
+
+
+def _n_step_samples(model: Rainbow, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    samples = model.replay_buffer._get_samples(np.array(rows))  # n_envs = 1: env index 0
+    fields = (samples.rewards, samples.discounts, samples.next_observations, samples.dones)
+    return tuple(x.numpy().ravel() for x in fields)
+
+
+@pytest.mark.parametrize("prioritized", [True, False])
+@pytest.mark.parametrize("resume", ["learn again", "load"])
+def test_an_env_reset_with_the_buffer_kept_ends_the_episode(prioritized: bool, resume: str, tmp_path: Path) -> None:
+    # Six steps of a 50-step episode, then learn() resets the env (a new learn call, or after load),
+    # keeping the buffer: the next six steps start a new episode at rows 6-11.
+    gamma = 0.5
+    kwargs = dict(NO_TRAINING, n_steps=3, gamma=gamma, prioritized=prioritized)
+    model = Rainbow("MlpPolicy", Counting(), **kwargs).learn(6)
+    if resume == "load":
+        model.save(tmp_path / "model.zip")
+        model.save_replay_buffer(tmp_path / "buffer.pkl")
+        model = Rainbow.load(tmp_path / "model.zip", env=make_vec_env(Counting))
+        model.load_replay_buffer(tmp_path / "buffer.pkl")
+        model.learn(6, reset_num_timesteps=False)
+    else:
+        model.learn(6)
+    np.testing.assert_array_equal(model.replay_buffer.observations[:12, 0, 0], [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
+    returns, discounts, next_obs, dones = _n_step_samples(model, [3, 4, 5, 6])
+    # The cut episode's windows stop at its last stored step (reward 6) and bootstrap from its next
+    # observation (6): 4 + 5 g + 6 g^2, 5 + 6 g, 6; the new episode's window runs on: 1 + 2 g + 3 g^2.
+    np.testing.assert_allclose(returns, [4 + 5 * gamma + 6 * gamma**2, 5 + 6 * gamma, 6, 1 + 2 * gamma + 3 * gamma**2])
+    np.testing.assert_allclose(discounts, [gamma**3, gamma**2, gamma, gamma**3])
+    np.testing.assert_array_equal(next_obs, [6, 6, 6, 3])
+    np.testing.assert_array_equal(dones, [0, 0, 0, 0])
+
+
+def test_an_episode_that_ended_at_the_reset_stays_terminal() -> None:
+    model = Rainbow("MlpPolicy", Counting(length=6), n_steps=3, gamma=0.5, **NO_TRAINING)
+    model.learn(6)
+    model.learn(6)
+    returns, discounts, _, dones = _n_step_samples(model, [4, 5])
+    np.testing.assert_allclose(returns, [5 + 6 * 0.5, 6])
+    np.testing.assert_allclose(discounts, [0.5**2, 0.5])
+    np.testing.assert_array_equal(dones, [1, 1])  # a termination, not a truncation: no bootstrap

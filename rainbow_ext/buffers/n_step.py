@@ -7,6 +7,7 @@ returns what the TD target needs. The arithmetic is SB3's ``NStepReplayBuffer``'
 from __future__ import annotations
 
 import numpy as np
+from stable_baselines3.common.buffers import ReplayBuffer
 
 
 def n_step_returns(
@@ -25,3 +26,19 @@ def n_step_returns(
     discounts = gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)
     returns = (rewards * gamma ** np.arange(n_steps, dtype=np.float32).reshape(1, -1) * mask).sum(axis=1, keepdims=True)
     return returns, discounts, last
+
+
+def end_stored_episodes(buffer: ReplayBuffer) -> None:
+    """End every env's newest stored step as a truncation (``done`` and ``timeout``, SB3's encoding),
+    unless its episode already ended there; its target then bootstraps from its stored next observation.
+
+    For an env reset with the buffer kept (SB3's ``learn`` resets it when ``reset_num_timesteps`` is
+    true or after ``load``): the cut episode's last steps would otherwise read the new episode's first
+    steps as their n-step continuation, since SB3's rule guards only the step at ``pos - 1``.
+    """
+    if buffer.pos == 0 and not buffer.full:
+        return
+    newest = (buffer.pos - 1) % buffer.buffer_size
+    running = buffer.dones[newest] == 0
+    buffer.timeouts[newest] = np.where(running, 1.0, buffer.timeouts[newest])
+    buffer.dones[newest] = np.where(running, 1.0, buffer.dones[newest])
