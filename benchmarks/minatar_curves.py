@@ -16,10 +16,11 @@ seed, and ``--plot`` draws the curves (mean and min-max over seeds) into ``<out>
 ``--report-only`` prints the tables (and ``--plot``) of the finished runs without running any.
 
 A run saves a checkpoint every ``--checkpoint-every`` steps (model, replay buffer, episodes so far)
-under ``--checkpoints``, and ``--resume`` continues a killed run from its last checkpoint. The
+under ``<out>/checkpoints``, and ``--resume`` continues a killed run from its last checkpoint. The
 episode in progress at the checkpoint ends there (Rainbow stores it as a truncation, so no n-step
 window crosses it), and the env and the random generators are reseeded with ``seed + num_timesteps``;
 the run is not bit-identical to an uninterrupted one. The summary lists the steps it resumed at.
+A checkpoint belongs to the code and config that wrote it: delete ``<out>/checkpoints`` after a change.
 
     python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 0 1 2
 """
@@ -84,8 +85,9 @@ def build(algo: str, env_id: str, seed: int, steps: int) -> Any:
 
 
 class Checkpointer(BaseCallback):
-    """Saves the run every ``every`` steps, after a rollout (its transitions stored), into ``path``:
-    written beside it and swapped in, so a kill mid-save keeps the previous checkpoint."""
+    """Saves the run every ``every`` steps into ``path``, as a rollout starts (the previous one stored
+    and trained on, so a resumed run repeats nothing); written beside it and swapped in, so a kill
+    mid-save keeps the previous checkpoint."""
 
     def __init__(self, path: Path, every: int, steps: int, log: EpisodeLog, state: dict[str, Any]) -> None:
         super().__init__()
@@ -95,7 +97,7 @@ class Checkpointer(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
-    def _on_rollout_end(self) -> None:
+    def _on_rollout_start(self) -> None:
         if self.num_timesteps < self.state["saved_at"] + self.every or self.num_timesteps >= self.steps:
             return
         fresh = self.path.with_name(self.path.name + ".new")
@@ -108,7 +110,8 @@ class Checkpointer(BaseCallback):
         meta = {**self.state, "saved_at": self.num_timesteps, "seconds": seconds}
         (fresh / "meta.json").write_text(json.dumps(meta))
         old = self.path.with_name(self.path.name + ".old")
-        if self.path.exists():
+        if self.path.exists():  # else .old, if there, is the only whole checkpoint
+            shutil.rmtree(old, ignore_errors=True)
             self.path.rename(old)
         fresh.rename(self.path)
         shutil.rmtree(old, ignore_errors=True)
@@ -146,7 +149,6 @@ def run(
     seed: int,
     steps: int,
     out: str,
-    checkpoints: str | None = None,
     every: int = 0,
     resume: bool = False,
 ) -> dict[str, Any]:
@@ -155,14 +157,14 @@ def run(
     model = build(algo, env_id, seed, steps)
     log = EpisodeLog()
     state: dict[str, Any] = {"saved_at": 0, "seconds": 0.0, "resumed_at": []}
-    ckpt = Path(checkpoints) / f"{game}-{algo}-seed{seed}-{steps}" if checkpoints and every > 0 else None
+    ckpt = Path(out) / "checkpoints" / f"{game}-{algo}-seed{seed}-{steps}" if every > 0 else None
     if ckpt is not None and not resume:  # a fresh run: an earlier run's checkpoint is not its own
         remove_checkpoint(ckpt)
     saved = latest_checkpoint(ckpt) if ckpt is not None else None
     if saved is not None:
-        env, cls = model.get_env(), type(model)
+        env, cls, device = model.get_env(), type(model), model.device
         del model
-        model = cls.load(saved / "model.zip", env=env, device="cpu")
+        model = cls.load(saved / "model.zip", env=env, device=device)
         model.load_replay_buffer(saved / "replay_buffer.pkl")
         # load() drops _last_obs, so learn() resets the new env; Rainbow's learn() then ends the stored
         # episode as a truncation (end_stored_episodes). DQN and QR-DQN (one-step) need no such end.
@@ -250,7 +252,6 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep finished runs; continue the rest from their checkpoints"
     )
-    parser.add_argument("--checkpoints", default="logs/minatar-checkpoints", help="where runs save checkpoints")
     parser.add_argument("--checkpoint-every", type=int, default=50_000, help="steps between checkpoints (0: none)")
     parser.add_argument(
         "--report-only", action="store_true", help="tables and plot of the runs finished in --out; run nothing"
@@ -260,7 +261,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     jobs = [
-        (a, g, s, args.steps, str(out), args.checkpoints, args.checkpoint_every, args.resume)
+        (a, g, s, args.steps, str(out), args.checkpoint_every, args.resume)
         for g in args.games
         for a in args.algos
         for s in args.seeds

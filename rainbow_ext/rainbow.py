@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import io
+import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -382,6 +384,11 @@ class Rainbow(DQN):
         if (reset_num_timesteps or self._last_obs is None) and self.replay_buffer is not None:
             end_stored_episodes(self.replay_buffer)  # SB3 resets the env next: no n-step window may cross it
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        if truncate_last_traj:  # its newest episode does not go on in this env
+            end_stored_episodes(self.replay_buffer)  # type: ignore[arg-type]
 
     def learn(
         self: SelfRainbow,

@@ -6,8 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rainbow_ext import PRESETS, Rainbow
 from rainbow_ext.policies import RainbowPolicy
@@ -147,3 +149,38 @@ def test_an_episode_that_ended_at_the_reset_stays_terminal() -> None:
     np.testing.assert_allclose(returns, [5 + 6 * 0.5, 6])
     np.testing.assert_allclose(discounts, [0.5**2, 0.5])
     np.testing.assert_array_equal(dones, [1, 1])  # a termination, not a truncation: no bootstrap
+
+
+def test_two_envs_and_a_wrapped_buffer_end_per_env() -> None:
+    # Env 0 is cut mid-episode at the reset, env 1 terminates exactly there; six steps fill the buffer,
+    # so the newest row is the last one (pos wraps to 0), and three more steps overwrite rows 0-2.
+    gamma = 0.5
+    env = DummyVecEnv([lambda: Counting(length=50), lambda: Counting(length=6)])
+    kwargs = dict(NO_TRAINING, buffer_size=12, n_steps=3, gamma=gamma)  # SB3 splits it: 6 rows of 2 envs
+    model = Rainbow("MlpPolicy", env, **kwargs).learn(12)
+    assert model.replay_buffer.full and model.replay_buffer.pos == 0
+    model.learn(6)
+    buffer = model.replay_buffer
+    np.testing.assert_array_equal(buffer.dones[5], [1, 1])
+    np.testing.assert_array_equal(buffer.timeouts[5], [1, 0])
+    for env_index, final_done in ((0, 0), (1, 1)):
+        samples = buffer._get_samples(np.array([3, 4, 5]), env_indices=np.full(3, env_index))
+        np.testing.assert_allclose(samples.rewards.ravel(), [4 + 5 * gamma + 6 * gamma**2, 5 + 6 * gamma, 6])
+        np.testing.assert_allclose(samples.discounts.ravel(), [gamma**3, gamma**2, gamma])
+        np.testing.assert_array_equal(samples.next_observations.ravel(), [6, 6, 6])
+        np.testing.assert_array_equal(samples.dones.ravel(), [final_done] * 3)
+
+
+def test_with_optimize_memory_usage_the_cut_step_is_terminal_as_in_sb3() -> None:
+    # The next observation of the cut step is the following row, which the new episode overwrites:
+    # bootstrapping from it would cross the reset, so the step ends as terminal, as SB3's DQN does.
+    kwargs = dict(NO_TRAINING, optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False))
+    rainbow = Rainbow.from_preset("dqn", "MlpPolicy", Counting(), **kwargs)
+    dqn = DQN("MlpPolicy", Counting(), **kwargs)
+    for model in (rainbow, dqn):
+        with pytest.warns(UserWarning, match="truncated"):
+            model.learn(6).learn(6)
+    for model in (rainbow, dqn):
+        samples = model.replay_buffer._get_samples(np.array([4, 5]))
+        np.testing.assert_array_equal(samples.next_observations.ravel(), [5, 0])
+        np.testing.assert_array_equal(samples.dones.ravel(), [0, 1])

@@ -33,12 +33,15 @@ def end_stored_episodes(buffer: ReplayBuffer) -> None:
     unless its episode already ended there; its target then bootstraps from its stored next observation.
 
     For an env reset with the buffer kept (SB3's ``learn`` resets it when ``reset_num_timesteps`` is
-    true or after ``load``): the cut episode's last steps would otherwise read the new episode's first
-    steps as their n-step continuation, since SB3's rule guards only the step at ``pos - 1``.
+    true or after ``load``; a loaded buffer): the cut episode's last steps would otherwise read the new
+    episode's first steps as their n-step continuation, since SB3's rule guards only ``pos - 1``.
+    With ``optimize_memory_usage`` the next observation is the following row, which the new episode
+    overwrites, so the step ends as terminal instead (SB3's own choice, its issue #46).
     """
     if buffer.pos == 0 and not buffer.full:
         return
     newest = (buffer.pos - 1) % buffer.buffer_size
     running = buffer.dones[newest] == 0
-    buffer.timeouts[newest] = np.where(running, 1.0, buffer.timeouts[newest])
+    if not buffer.optimize_memory_usage:
+        buffer.timeouts[newest] = np.where(running, 1.0, buffer.timeouts[newest])
     buffer.dones[newest] = np.where(running, 1.0, buffer.dones[newest])
