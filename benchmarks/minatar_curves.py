@@ -226,7 +226,8 @@ def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], step
             curves = np.array([curve(r["path"], checkpoints) for r in runs])
             if len(curves) == 0:
                 continue
-            ax.plot(checkpoints, np.nanmean(curves, axis=0), color=f"C{color}", label=f"{algo} ({len(curves)} seeds)")
+            seeds = f"{len(curves)} seed" + ("s" if len(curves) > 1 else "")
+            ax.plot(checkpoints, np.nanmean(curves, axis=0), color=f"C{color}", label=f"{algo} ({seeds})")
             ax.fill_between(
                 checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=f"C{color}", alpha=0.2
             )
