@@ -7,7 +7,9 @@ C51 return distribution.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import torch as th
@@ -18,6 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
+from rainbow_ext.cuda_graphs import CapturedFunction
 from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, RainbowHead, noise_disabled, noisy_layers, reset_noise
 
 # Network options that Rainbow forwards through ``policy_kwargs``.
@@ -139,6 +142,9 @@ class RainbowPolicy(DQNPolicy):
 
     q_net: RainbowQNetwork
     q_net_target: RainbowQNetwork
+    #: acting as CUDA graphs, one per value of ``deterministic`` (set by :meth:`use_cuda_graphs`)
+    _act_graphs: dict[bool, CapturedFunction] | None = None
+    _mode_modules: tuple[nn.Module, list[nn.Module] | None] | None = None
 
     def __init__(
         self,
@@ -186,15 +192,50 @@ class RainbowPolicy(DQNPolicy):
             optimizer_kwargs,
         )
 
+    def use_cuda_graphs(self, enabled: bool) -> None:
+        """Act through CUDA graphs (one per batch shape and value of ``deterministic``), or eagerly."""
+        if not enabled or self.device.type != "cuda":
+            self._act_graphs = None
+            return
+        self._act_graphs = {
+            deterministic: CapturedFunction(
+                partial(self.q_net._predict, deterministic=deterministic), self.q_net_tensors, self.device, False
+            )
+            for deterministic in (True, False)
+        }
+
+    def q_net_tensors(self) -> Iterator[th.Tensor]:
+        """The online network's parameters and buffers (noise samples included)."""
+        yield from self.q_net.parameters()
+        yield from self.q_net.buffers()
+
+    def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        if self._act_graphs is not None and not th.is_grad_enabled():
+            return self._act_graphs[deterministic](obs).clone()
+        return self.q_net._predict(obs, deterministic=deterministic)
+
     def make_q_net(self) -> RainbowQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return RainbowQNetwork(**net_args, **self.head_options).to(self.device)
 
     def set_training_mode(self, mode: bool) -> None:
-        # SB3 switches modes around every collection and every train call; walking every submodule
-        # each time costs as much as a small network's forward pass, so only walk on a change.
-        if self.training != mode or self.q_net.training != mode:
+        # SB3 switches modes around every collection and every train call. Module.train walks every
+        # submodule through generators, which costs as much as a small network's forward pass; the
+        # flags are set on a list of the modules kept from one walk instead (the same effect), unless
+        # one of them overrides train().
+        if self.training == mode and self.q_net.training == mode:
+            return
+        if self._mode_modules is None or self._mode_modules[0] is not self.q_net:
+            modules = list(self.q_net.modules())
+            plain = all(type(m).train is nn.Module.train for m in modules)
+            self._mode_modules = (self.q_net, modules if plain else None)
+        modules = self._mode_modules[1]
+        if modules is None:
             super().set_training_mode(mode)
+            return
+        for module in modules:
+            module.training = mode
+        self.training = mode
 
     def reset_noise(self) -> None:
         """Fresh, independent noise for the online and the target network (one draw for both)."""

@@ -8,6 +8,7 @@ import pathlib
 import warnings
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -15,11 +16,13 @@ from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
+from torch.utils import _pytree as pytree
 
 from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
 from rainbow_ext.buffers.n_step import end_stored_episodes
 from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
+from rainbow_ext.cuda_graphs import CapturedFunction
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
@@ -28,6 +31,8 @@ SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
 # Per-sample losses, Q(s, a) of the taken actions, and the per-sample error that is logged.
 LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
+# What train logs, as running sums on the device: read once per log interval (dump_logs).
+TRAIN_STATS = ("loss", "q_mean", "error")
 
 
 def _head_option(name: str) -> property:
@@ -70,6 +75,9 @@ class Rainbow(DQN):
         transition). ``None`` (default): on when the env stacks frames (``VecFrameStack``, or
         :class:`~rainbow_ext.envs.AleVecEnv`) and ``optimize_memory_usage`` is off; ``True``: on, an
         error when the env stacks no image frames; ``False``: off.
+    :param cuda_graphs: run each gradient step, and acting, as a replayed CUDA graph (see
+        :mod:`rainbow_ext.cuda_graphs`). ``None`` (default): on when the model is on a CUDA device;
+        ``True``: on, an error without CUDA; ``False``: eager, as SB3.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -115,6 +123,7 @@ class Rainbow(DQN):
         per_beta0: float = 0.4,
         per_eps: float = 1e-6,
         frame_storage: bool | None = None,
+        cuda_graphs: bool | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -184,6 +193,11 @@ class Rainbow(DQN):
         if frame_storage not in (None, True, False):
             raise ValueError(f"frame_storage must be None (automatic), True or False, got {frame_storage!r}")
         self.frame_storage = frame_storage
+        if cuda_graphs not in (None, True, False):
+            raise ValueError(f"cuda_graphs must be None (on with CUDA), True or False, got {cuda_graphs!r}")
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={self.device}")
+        self.cuda_graphs = cuda_graphs
         #: frames per observation kept by frame storage (0: off); resolved by _setup_model, saved with the model
         self.frame_stack: int | None = None
         if _init_setup_model:
@@ -231,6 +245,32 @@ class Rainbow(DQN):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored", category=UserWarning)
             super()._setup_model()
+        self._train_stats = th.zeros(len(TRAIN_STATS), device=self.device)
+        self._train_stats_count = 0
+        self._pending_priorities: tuple[np.ndarray, th.Tensor, th.cuda.Event] | None = None
+        self._graphed_step: CapturedFunction | None = None
+        self._setup_cuda_graphs()
+
+    @property
+    def graphed(self) -> bool:
+        """Whether gradient steps and acting run as CUDA graphs (``cuda_graphs``, resolved for the device)."""
+        return self.cuda_graphs is not False and self.device.type == "cuda"
+
+    def _setup_cuda_graphs(self) -> None:
+        self.policy.use_cuda_graphs(self.graphed)
+        if not self.graphed:
+            return
+        # Batches are sampled on the host and reach the graph's buffers through pinned memory, without blocking.
+        if self.replay_buffer is not None:
+            self.replay_buffer.device = th.device("cpu")
+        if "capturable" not in self.policy.optimizer.defaults:
+            warnings.warn(
+                f"{type(self.policy.optimizer).__name__} cannot be captured in a CUDA graph (no capturable option): "
+                "gradient steps run eagerly, acting still runs as a CUDA graph",
+                stacklevel=2,
+            )
+            return
+        self._graphed_step = CapturedFunction(self._gradient_step, self._step_tensors, self.device, restore=True)
 
     def _resolve_frame_stack(self) -> int:
         """Frames per observation for frame storage, from ``frame_storage`` and the env (0: off)."""
@@ -284,35 +324,50 @@ class Rainbow(DQN):
     v_min: float = _head_option("v_min")  # type: ignore[assignment]
     v_max: float = _head_option("v_max")  # type: ignore[assignment]
 
-    def _next_actions(self, next_observations: th.Tensor, next_q_target: th.Tensor) -> th.Tensor:
+    def _next_actions(self, next_q_online: th.Tensor | None, next_q_target: th.Tensor) -> th.Tensor:
         """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
         network selects a* and the target network evaluates it; otherwise the target does both."""
-        next_q = self.q_net(next_observations) if self.double_q else next_q_target
+        next_q = next_q_online if self.double_q else next_q_target
+        assert next_q is not None, "Double DQN needs the online network's Q-values at s'"
         return next_q.argmax(dim=1, keepdim=True)
+
+    def _online_outputs(
+        self, net: Any, observations: PyTorchObs, next_observations: PyTorchObs
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """``net`` (the online network, or its head output) at s, with gradients, and, where Double DQN
+        needs it, at s' without: one forward pass over both batches rather than two."""
+        if not self.double_q:
+            return net(observations), None
+        both = pytree.tree_map(lambda a, b: th.cat([a, b]), observations, next_observations)
+        at_s, at_next = net(both).chunk(2)
+        return at_s, at_next.detach()
 
     def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
         discounts = data.discounts if data.discounts is not None else self.gamma
+        q_values, next_q_online = self._online_outputs(self.q_net, data.observations, data.next_observations)
         with th.no_grad():
             next_q_target = self.q_net_target(data.next_observations)
-            next_actions = self._next_actions(data.next_observations, next_q_target)
-            next_q = next_q_target.gather(1, next_actions)
+            next_q = next_q_target.gather(1, self._next_actions(next_q_online, next_q_target))
             targets = data.rewards + (1 - data.dones) * discounts * next_q
-        q_taken = self.q_net(data.observations).gather(1, data.actions.long())
+        q_taken = q_values.gather(1, data.actions.long())
         return huber_loss(q_taken, targets), q_taken.detach().squeeze(1), (targets - q_taken).detach().abs().squeeze(1)
 
     def _categorical_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """C51: cross-entropy between the projected target distribution and the online one."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         n_atoms = self.q_net.support.shape[0]
+        logits, next_logits_online = self._online_outputs(
+            self.q_net.head_output, data.observations, data.next_observations
+        )
         with th.no_grad():
             next_logits = self.q_net_target.head_output(data.next_observations)
-            next_actions = self._next_actions(data.next_observations, self.q_net_target.q_values(next_logits))
+            next_q_online = None if next_logits_online is None else self.q_net.q_values(next_logits_online)
+            next_actions = self._next_actions(next_q_online, self.q_net_target.q_values(next_logits))
             next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
             target_probs = categorical_projection(
                 next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
             )
-        logits = self.q_net.head_output(data.observations)
         taken_logits = logits.gather(1, data.actions.long().unsqueeze(-1).expand(-1, 1, n_atoms)).squeeze(1)
         losses = categorical_loss(taken_logits, target_probs)
         q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)
@@ -324,49 +379,139 @@ class Rainbow(DQN):
         progress = min(max(1.0 - self._current_progress_remaining, 0.0), 1.0)
         return self.per_beta0 + (1.0 - self.per_beta0) * progress
 
+    def _gradient_step(self, data: ReplayBufferSamples, weights: th.Tensor | None) -> th.Tensor:
+        """One update of the online network: fresh noise, the target, the (importance-weighted) loss,
+        backward, clipping and the optimizer step. Static shapes and no host syncs, so that it can be
+        captured as a CUDA graph; what it logs is added to running sums on the device. Returns the
+        per-sample errors that become the new priorities."""
+        if self.noisy:
+            # Fresh noise every gradient step, drawn independently for the online and target nets.
+            self.policy.reset_noise()
+        loss_terms = self._categorical_terms if self.distributional else self._huber_terms
+        sample_losses, q_taken, errors = loss_terms(data)
+        # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
+        loss = (sample_losses if weights is None else weights * sample_losses).mean()
+
+        optimizer = self.policy.optimizer
+        optimizer.zero_grad(set_to_none=False)  # in place: the gradients keep their addresses
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(self._optimized(), self.max_grad_norm)
+        optimizer.step()
+        with th.no_grad():
+            self._train_stats.add_(th.stack([loss.detach(), q_taken.mean(), errors.mean()]))
+        return errors
+
+    def _optimized(self) -> list[th.Tensor]:
+        """The optimizer's parameters, as a list: SB3 clips ``policy.parameters()``, a walk of every
+        submodule (the target network's too) on each gradient step, for the same norm."""
+        return [p for group in self.policy.optimizer.param_groups for p in group["params"]]
+
+    def _step_tensors(self) -> list[th.Tensor]:
+        """Everything a gradient step reads or writes besides its batch (for CUDA graph capture)."""
+        self._prepare_optimizer()
+        optimizer = self.policy.optimizer
+        tensors = [*self.policy.parameters(), *self.policy.buffers(), self._train_stats]
+        tensors += [p.grad for p in self._optimized() if p.grad is not None]
+        for group in optimizer.param_groups:
+            tensors += [group["lr"]] if isinstance(group["lr"], th.Tensor) else []
+            for p in group["params"]:
+                tensors += [v for v in optimizer.state.get(p, {}).values() if isinstance(v, th.Tensor)]
+        return tensors
+
+    def _prepare_optimizer(self) -> None:
+        """Capturable with the learning rate in a device tensor (that schedules fill in place) when
+        gradient steps are CUDA graphs; as the policy built it otherwise (also after a ``load``,
+        whose saved parameter groups replace these settings)."""
+        graphed = self._graphed_step is not None
+        for group in self.policy.optimizer.param_groups:
+            if graphed and not isinstance(group["lr"], th.Tensor):
+                group["lr"] = th.tensor(float(group["lr"]), device=self.device)
+                group["capturable"] = True
+            elif not graphed and isinstance(group["lr"], th.Tensor):
+                group["lr"] = float(group["lr"])
+                group["capturable"] = self.policy.optimizer_kwargs.get("capturable", False)
+        if graphed:  # capturable optimizers keep their step count on the device
+            for state in self.policy.optimizer.state.values():
+                if isinstance(state.get("step"), th.Tensor) and state["step"].device != self.device:
+                    state["step"] = state["step"].to(self.device, th.float32)
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        # SB3's, except that a learning rate kept in a tensor (CUDA graphs) is filled in place.
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in optimizer.param_groups:
+                if isinstance(group["lr"], th.Tensor):
+                    group["lr"].fill_(learning_rate)
+                else:
+                    group["lr"] = learning_rate
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
+        self._prepare_optimizer()
         self._update_learning_rate(self.policy.optimizer)
-        loss_terms = self._categorical_terms if self.distributional else self._huber_terms
+        buffer = self.replay_buffer
+        assert buffer is not None
         if self.prioritized:
-            self.replay_buffer.beta = self._per_beta()  # type: ignore[union-attr]
+            buffer.beta = self._per_beta()  # type: ignore[union-attr]
 
-        optimized = [p for group in self.policy.optimizer.param_groups for p in group["params"]]
-        losses, q_means, error_means = [], [], []
         for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            if self.noisy:
-                # Fresh noise every gradient step, drawn independently for the online and target nets.
-                self.policy.reset_noise()
-            sample_losses, q_taken, errors = loss_terms(replay_data)
-            # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
-            weighted = replay_data.weights * sample_losses if self.prioritized else sample_losses  # type: ignore[union-attr]
-            loss = weighted.mean()
-
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            # the optimizer's parameters, as a list: SB3 passes policy.parameters(), a walk of every
-            # submodule (the target network's too) on each gradient step, for the same norm
-            th.nn.utils.clip_grad_norm_(optimized, self.max_grad_norm)
-            self.policy.optimizer.step()
+            data = buffer.sample(batch_size, env=self._vec_normalize_env)
+            weights = data.weights if self.prioritized else None  # type: ignore[union-attr]
+            batch = ReplayBufferSamples(*data[:5], discounts=_discounts(data, self.gamma))  # type: ignore[misc]
+            if self._graphed_step is not None and self.policy.optimizer.state:
+                self._apply_pending_priorities()  # the previous step's, while this batch was sampled
+                errors = self._graphed_step(batch, weights)
+                if self.prioritized:
+                    self._defer_priorities(data.indices, errors)  # type: ignore[union-attr]
+                continue
+            # Eager: on the CPU, without CUDA graphs, and for the first step (it creates the optimizer's
+            # state, which capture then finds in place).
+            if batch.observations is not None and _device_of(batch) != self.device:
+                batch, weights = pytree.tree_map(lambda t: t.to(self.device), (batch, weights))
+            errors = self._gradient_step(batch, weights)
             if self.prioritized:
                 # New priorities: the per-sample loss that drives learning (C51: cross-entropy, else |TD|).
-                self.replay_buffer.update_priorities(replay_data.indices, errors)  # type: ignore[union-attr]
-
-            losses.append(loss.detach())
-            q_means.append(q_taken.mean())
-            error_means.append(errors.mean())
+                buffer.update_priorities(data.indices, errors)  # type: ignore[union-attr]
 
         self._n_updates += gradient_steps
+        self._train_stats_count += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", th.stack(losses).mean().item())
-        self.logger.record("train/q_mean", th.stack(q_means).mean().item())
-        error_key = "train/cross_entropy" if self.distributional else "train/td_error_abs"
-        self.logger.record(error_key, th.stack(error_means).mean().item())
         if self.prioritized:
-            self.logger.record("train/per_beta", self.replay_buffer.beta)  # type: ignore[union-attr]
+            self.logger.record("train/per_beta", buffer.beta)  # type: ignore[union-attr]
+
+    def _defer_priorities(self, indices: np.ndarray, errors: th.Tensor) -> None:
+        """Copy the step's priorities to pinned host memory without waiting; applied at the next step."""
+        pinned = self._pending_priorities[1] if self._pending_priorities is not None else None
+        if pinned is None or pinned.shape != errors.shape:
+            pinned = th.empty(errors.shape, dtype=errors.dtype, pin_memory=True)
+        pinned.copy_(errors, non_blocking=True)
+        event = th.cuda.Event()
+        event.record()
+        self._pending_priorities = (np.array(indices, copy=True), pinned, event)
+
+    def _apply_pending_priorities(self) -> None:
+        if self._pending_priorities is None:
+            return
+        indices, pinned, event = self._pending_priorities
+        event.synchronize()
+        self.replay_buffer.update_priorities(indices, pinned.numpy())  # type: ignore[union-attr]
+        self._pending_priorities = (indices[:0], pinned, event)
+
+    def record_train_stats(self) -> None:
+        """Record the means of the training statistics since the last call, then start again: one
+        device-to-host read per log interval rather than a sync at every gradient step."""
+        if not self._train_stats_count:
+            return
+        loss, q_mean, error = (self._train_stats / self._train_stats_count).tolist()
+        self._train_stats.zero_()
+        self._train_stats_count = 0
+        self.logger.record("train/loss", loss)
+        self.logger.record("train/q_mean", q_mean)
+        self.logger.record("train/cross_entropy" if self.distributional else "train/td_error_abs", error)
 
     def dump_logs(self) -> None:
+        self.record_train_stats()
         # A state of the network rather than of one update: read when the logs are written, as SB3's
         # gSDE ``train/std``, instead of at every gradient step (a pass over every sigma).
         if self.noisy:
@@ -385,8 +530,19 @@ class Rainbow(DQN):
             end_stored_episodes(self.replay_buffer)  # SB3 resets the env next: no n-step window may cross it
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
+    def _excluded_save_params(self) -> list[str]:
+        # device state, rebuilt by _setup_model
+        return [*super()._excluded_save_params(), "_train_stats", "_pending_priorities", "_graphed_step"]
+
+    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        self._apply_pending_priorities()
+        super().save_replay_buffer(path)
+
     def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
         super().load_replay_buffer(path, truncate_last_traj)
+        self._pending_priorities = None  # they belonged to the buffer that was replaced
+        if self.graphed:  # sampled on the host, see _setup_cuda_graphs
+            self.replay_buffer.device = th.device("cpu")  # type: ignore[union-attr]
         if truncate_last_traj:  # its newest episode does not go on in this env
             end_stored_episodes(self.replay_buffer)  # type: ignore[arg-type]
 
@@ -407,6 +563,15 @@ class Rainbow(DQN):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _discounts(data: ReplayBufferSamples, gamma: float) -> th.Tensor:
+    """The bootstrap discounts as a tensor for every batch (one-step buffers leave them to the learner)."""
+    return data.discounts if data.discounts is not None else th.full_like(data.rewards, gamma)
+
+
+def _device_of(batch: ReplayBufferSamples) -> th.device:
+    return pytree.tree_leaves(batch.observations)[0].device
 
 
 def _check_options(

@@ -255,7 +255,9 @@ def test_rainbow_weights_losses_and_updates_priorities_with_them() -> None:
     model.replay_buffer.sample = lambda *a, **k: captured.setdefault("samples", sample(*a, **k))
     model.replay_buffer.update_priorities = lambda i, p: (captured.update(indices=i, priorities=p), update(i, p))
     before = copy.deepcopy(model)  # the networks as they were when the loss was computed
+    model.record_train_stats()  # logged statistics are means since the last record: start afresh
     model.train(gradient_steps=1, batch_size=32)
+    model.record_train_stats()
 
     samples = captured["samples"]
     with th.no_grad():

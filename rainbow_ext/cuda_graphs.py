@@ -1,0 +1,111 @@
+"""Replaying a function as a CUDA graph: one capture per input signature, replayed on fixed buffers.
+
+A small network's update on a GPU is bound by Python and kernel launches, not by the GPU: full
+Rainbow's step is a few hundred small kernels. Captured once as a ``torch.cuda.CUDAGraph``, it runs as
+one launch. Capture needs static shapes and addresses: inputs are copied into fixed buffers (from
+pinned host memory, without blocking), and everything else the function touches (parameters,
+optimizer state, noise buffers) must be updated in place, as SB3's ``polyak_update``,
+``load_state_dict`` and the optimizers do. Whatever moves them (``Module.to``, an optimizer's
+``load_state_dict``) is noticed by their addresses, and the function is captured again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch as th
+from torch.utils import _pytree as pytree
+
+WARMUP_RUNS = 3  # on a side stream before capture, as PyTorch's documentation asks (lazy init, cuBLAS workspaces)
+MAX_SIGNATURES = 8  # captured input signatures kept at once; beyond that the cache starts over
+
+
+@dataclass
+class _Graph:
+    graph: th.cuda.CUDAGraph
+    inputs: list[th.Tensor]  # the graph's input buffers on the device
+    staging: list[th.Tensor | None]  # pinned host buffers for inputs that come from the host
+    copied: th.cuda.Event  # recorded after the last host-to-device copy out of ``staging``
+    outputs: Any
+
+
+class CapturedFunction:
+    """``fn(*inputs)`` replayed as a CUDA graph on ``device``.
+
+    :param fn: takes tensors (or pytrees of tensors, e.g. Dict observations) and returns tensors; the
+        returned tensors are the graph's output buffers, overwritten by the next call
+    :param state: every tensor ``fn`` reads or writes besides its inputs; a change of any address
+        drops every capture
+    :param restore: put ``state``'s values and the CUDA random generator back after the warm-up runs
+        (for a function with side effects, such as a gradient step: its warm-up must not count)
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        state: Callable[[], Iterable[th.Tensor]],
+        device: th.device,
+        restore: bool,
+    ) -> None:
+        if device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, got {device}")
+        self.fn = fn
+        self.state = state
+        self.device = device
+        self.restore = restore
+        self.graphs: dict[Any, _Graph] = {}
+        self.fingerprint: tuple[int, ...] = ()
+        self.captures = 0  # how many times a graph was captured (for tests and logs)
+
+    def __call__(self, *inputs: Any) -> Any:
+        flat, spec = pytree.tree_flatten(inputs)
+        signature = (spec, tuple((t.shape, t.dtype) for t in flat))
+        if self._fingerprint() != self.fingerprint:
+            self.graphs.clear()
+        entry = self.graphs.get(signature)
+        if entry is None:
+            if len(self.graphs) >= MAX_SIGNATURES:
+                self.graphs.clear()
+            entry = self.graphs[signature] = self._capture(flat, spec)
+            self.fingerprint = self._fingerprint()
+        entry.copied.synchronize()  # the previous call's copies have left the pinned buffers
+        for buffer, pinned, x in zip(entry.inputs, entry.staging, flat, strict=True):
+            if pinned is None:
+                buffer.copy_(x, non_blocking=True)
+            else:
+                pinned.copy_(x)
+                buffer.copy_(pinned, non_blocking=True)
+        entry.copied.record()
+        entry.graph.replay()
+        return entry.outputs
+
+    def _fingerprint(self) -> tuple[int, ...]:
+        return tuple(t.data_ptr() for t in self.state())
+
+    def _capture(self, flat: list[th.Tensor], spec: Any) -> _Graph:
+        inputs = [th.empty_like(x, device=self.device) for x in flat]
+        for buffer, x in zip(inputs, flat, strict=True):
+            buffer.copy_(x)
+        args = pytree.tree_unflatten(inputs, spec)
+        tensors = list(self.state())
+        saved = [t.detach().clone() for t in tensors] if self.restore else []
+        rng = th.cuda.get_rng_state(self.device)
+        current = th.cuda.current_stream(self.device)
+        side = th.cuda.Stream(self.device)
+        side.wait_stream(current)
+        with th.cuda.stream(side):
+            for _ in range(WARMUP_RUNS):
+                self.fn(*args)
+        current.wait_stream(side)
+        graph = th.cuda.CUDAGraph()
+        with th.cuda.graph(graph):
+            outputs = self.fn(*args)
+        with th.no_grad():
+            for tensor, value in zip(tensors, saved, strict=True):
+                tensor.copy_(value)
+        th.cuda.set_rng_state(rng, self.device)
+        self.captures += 1
+        staging = [None if x.device == self.device else th.empty_like(x, device="cpu").pin_memory() for x in flat]
+        return _Graph(graph, inputs, staging, th.cuda.Event(), outputs)
