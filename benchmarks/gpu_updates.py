@@ -7,6 +7,8 @@ the device synchronized before and after; contenders alternate within each round
 gives the median over rounds. An update is everything ``train`` does for one batch: sampling, the
 target computation, the loss, backward, the optimizer step (and for Rainbow noise sampling and
 priority updates); target-network syncs, which SB3 does outside ``train``, are left out for all.
+``rainbow`` runs with its default ``cuda_graphs=None`` (each step a replayed CUDA graph on a GPU),
+``rainbow-eager`` with ``cuda_graphs=False``; on a CPU both are eager.
 
     python benchmarks/gpu_updates.py --device cuda
     python benchmarks/gpu_updates.py --device cpu --updates 20 --rounds 3
@@ -26,7 +28,7 @@ from stable_baselines3 import DQN
 from rainbow_ext import Rainbow, preset_flags
 from rainbow_ext.envs import make_atari_vec_env
 
-CONTENDERS = ["sb3-dqn", "qrdqn", "dqn", "rainbow"]
+CONTENDERS = ["sb3-dqn", "qrdqn", "dqn", "rainbow", "rainbow-eager"]
 
 
 def build(contender: str, device: str, fill: int) -> Any:
@@ -36,6 +38,8 @@ def build(contender: str, device: str, fill: int) -> Any:
     )
     if contender in ("sb3-dqn", "qrdqn"):
         model = (DQN if contender == "sb3-dqn" else QRDQN)("CnnPolicy", env, **kwargs)
+    elif contender == "rainbow-eager":
+        model = Rainbow("CnnPolicy", env, **preset_flags("rainbow"), cuda_graphs=False, **kwargs)
     else:
         model = Rainbow("CnnPolicy", env, **preset_flags(contender), **kwargs)
     model.learn(fill)  # random actions until learning_starts: fills the buffer, trains nothing

@@ -11,6 +11,7 @@ optimizer state, noise buffers) must be updated in place, as SB3's ``polyak_upda
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,8 @@ MAX_SIGNATURES = 8  # captured input signatures kept at once; beyond that the ca
 @dataclass
 class _Graph:
     graph: th.cuda.CUDAGraph
-    inputs: list[th.Tensor]  # the graph's input buffers on the device
-    staging: list[th.Tensor | None]  # pinned host buffers for inputs that come from the host
+    inputs: list[th.Tensor | None]  # the graph's input buffers on the device (None for None leaves)
+    staging: dict[int, th.Tensor]  # pinned host buffers, by leaf, for inputs that come from the host
     copied: th.cuda.Event  # recorded after the last host-to-device copy out of ``staging``
     outputs: Any
 
@@ -34,8 +35,8 @@ class _Graph:
 class CapturedFunction:
     """``fn(*inputs)`` replayed as a CUDA graph on ``device``.
 
-    :param fn: takes tensors (or pytrees of tensors, e.g. Dict observations) and returns tensors; the
-        returned tensors are the graph's output buffers, overwritten by the next call
+    :param fn: takes tensors (or pytrees of tensors and None, e.g. Dict observations) and returns
+        tensors; the returned tensors are the graph's output buffers, overwritten by the next call
     :param state: every tensor ``fn`` reads or writes besides its inputs; a change of any address
         drops every capture
     :param restore: put ``state``'s values and the CUDA random generator back after the warm-up runs
@@ -51,9 +52,9 @@ class CapturedFunction:
     ) -> None:
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, got {device}")
+        self.device = th.device("cuda", th.cuda.current_device() if device.index is None else device.index)
         self.fn = fn
         self.state = state
-        self.device = device
         self.restore = restore
         self.graphs: dict[Any, _Graph] = {}
         self.fingerprint: tuple[int, ...] = ()
@@ -61,51 +62,63 @@ class CapturedFunction:
 
     def __call__(self, *inputs: Any) -> Any:
         flat, spec = pytree.tree_flatten(inputs)
-        signature = (spec, tuple((t.shape, t.dtype) for t in flat))
-        if self._fingerprint() != self.fingerprint:
-            self.graphs.clear()
-        entry = self.graphs.get(signature)
-        if entry is None:
-            if len(self.graphs) >= MAX_SIGNATURES:
+        signature = (spec, tuple(None if x is None else (x.shape, x.dtype) for x in flat))
+        with th.cuda.device(self.device):
+            if self._fingerprint() != self.fingerprint:
                 self.graphs.clear()
-            entry = self.graphs[signature] = self._capture(flat, spec)
-            self.fingerprint = self._fingerprint()
-        entry.copied.synchronize()  # the previous call's copies have left the pinned buffers
-        for buffer, pinned, x in zip(entry.inputs, entry.staging, flat, strict=True):
-            if pinned is None:
+            entry = self.graphs.get(signature)
+            if entry is None:
+                if len(self.graphs) >= MAX_SIGNATURES:
+                    self.graphs.clear()
+                entry = self.graphs[signature] = self._capture(flat, spec)
+                self.fingerprint = self._fingerprint()
+            entry.copied.synchronize()  # the previous call's copies have left the pinned buffers
+            for leaf, (buffer, x) in enumerate(zip(entry.inputs, flat, strict=True)):
+                if buffer is None:
+                    continue
+                if x.is_cpu:  # through pinned memory, so that the copy does not block
+                    pinned = entry.staging.get(leaf)
+                    if pinned is None:
+                        pinned = entry.staging[leaf] = th.empty_like(x).pin_memory()
+                    pinned.copy_(x)
+                    x = pinned
                 buffer.copy_(x, non_blocking=True)
-            else:
-                pinned.copy_(x)
-                buffer.copy_(pinned, non_blocking=True)
-        entry.copied.record()
-        entry.graph.replay()
+            entry.copied.record(th.cuda.current_stream(self.device))
+            entry.graph.replay()
         return entry.outputs
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CapturedFunction:
+        # Graphs cannot be copied; a copy (of a model, say) captures its own on first use.
+        fn, state = copy.deepcopy(self.fn, memo), copy.deepcopy(self.state, memo)
+        return CapturedFunction(fn, state, self.device, self.restore)
 
     def _fingerprint(self) -> tuple[int, ...]:
         return tuple(t.data_ptr() for t in self.state())
 
-    def _capture(self, flat: list[th.Tensor], spec: Any) -> _Graph:
-        inputs = [th.empty_like(x, device=self.device) for x in flat]
+    def _capture(self, flat: list[Any], spec: Any) -> _Graph:
+        inputs = [None if x is None else th.empty_like(x, device=self.device) for x in flat]
         for buffer, x in zip(inputs, flat, strict=True):
-            buffer.copy_(x)
+            if buffer is not None:
+                buffer.copy_(x)
         args = pytree.tree_unflatten(inputs, spec)
         tensors = list(self.state())
         saved = [t.detach().clone() for t in tensors] if self.restore else []
         rng = th.cuda.get_rng_state(self.device)
         current = th.cuda.current_stream(self.device)
-        side = th.cuda.Stream(self.device)
-        side.wait_stream(current)
-        with th.cuda.stream(side):
-            for _ in range(WARMUP_RUNS):
-                self.fn(*args)
-        current.wait_stream(side)
-        graph = th.cuda.CUDAGraph()
-        with th.cuda.graph(graph):
-            outputs = self.fn(*args)
-        with th.no_grad():
-            for tensor, value in zip(tensors, saved, strict=True):
-                tensor.copy_(value)
-        th.cuda.set_rng_state(rng, self.device)
+        try:
+            side = th.cuda.Stream(self.device)
+            side.wait_stream(current)
+            with th.cuda.stream(side):
+                for _ in range(WARMUP_RUNS):
+                    self.fn(*args)
+            current.wait_stream(side)
+            graph = th.cuda.CUDAGraph()
+            with th.cuda.graph(graph):
+                outputs = self.fn(*args)
+        finally:  # the warm-up runs do not count, whatever happened
+            with th.no_grad():
+                for tensor, value in zip(tensors, saved, strict=True):
+                    tensor.copy_(value)
+            th.cuda.set_rng_state(rng, self.device)
         self.captures += 1
-        staging = [None if x.device == self.device else th.empty_like(x, device="cpu").pin_memory() for x in flat]
-        return _Graph(graph, inputs, staging, th.cuda.Event(), outputs)
+        return _Graph(graph, inputs, {}, th.cuda.Event(), outputs)

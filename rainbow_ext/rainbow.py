@@ -247,7 +247,9 @@ class Rainbow(DQN):
             super()._setup_model()
         self._train_stats = th.zeros(len(TRAIN_STATS), device=self.device)
         self._train_stats_count = 0
-        self._pending_priorities: tuple[np.ndarray, th.Tensor, th.cuda.Event] | None = None
+        # CUDA graphs: the last step's sampled indices, and the event after which its priorities are on the host
+        self._pending_priorities: tuple[np.ndarray, th.cuda.Event] | None = None
+        self._priorities_pinned: th.Tensor | None = None
         self._graphed_step: CapturedFunction | None = None
         self._setup_cuda_graphs()
 
@@ -424,8 +426,10 @@ class Rainbow(DQN):
         whose saved parameter groups replace these settings)."""
         graphed = self._graphed_step is not None
         for group in self.policy.optimizer.param_groups:
-            if graphed and not isinstance(group["lr"], th.Tensor):
-                group["lr"] = th.tensor(float(group["lr"]), device=self.device)
+            lr = group["lr"]
+            if graphed and not (isinstance(lr, th.Tensor) and lr.dtype == th.float32 and lr.device == self.device):
+                # fused Adam reads a CUDA learning rate as float32; one on the host would be baked in
+                group["lr"] = th.tensor(float(lr), dtype=th.float32, device=self.device)
                 group["capturable"] = True
             elif not graphed and isinstance(group["lr"], th.Tensor):
                 group["lr"] = float(group["lr"])
@@ -467,13 +471,16 @@ class Rainbow(DQN):
                 continue
             # Eager: on the CPU, without CUDA graphs, and for the first step (it creates the optimizer's
             # state, which capture then finds in place).
-            if batch.observations is not None and _device_of(batch) != self.device:
-                batch, weights = pytree.tree_map(lambda t: t.to(self.device), (batch, weights))
+            if _device_of(batch) != self.device:
+                batch, weights = pytree.tree_map_only(th.Tensor, lambda t: t.to(self.device), (batch, weights))
             errors = self._gradient_step(batch, weights)
             if self.prioritized:
                 # New priorities: the per-sample loss that drives learning (C51: cross-entropy, else |TD|).
                 buffer.update_priorities(data.indices, errors)  # type: ignore[union-attr]
 
+        # The last step's priorities too: acting syncs with the device next anyway, and a priority
+        # left pending could land on a slot that new transitions have taken meanwhile.
+        self._apply_pending_priorities()
         self._n_updates += gradient_steps
         self._train_stats_count += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -482,21 +489,22 @@ class Rainbow(DQN):
 
     def _defer_priorities(self, indices: np.ndarray, errors: th.Tensor) -> None:
         """Copy the step's priorities to pinned host memory without waiting; applied at the next step."""
-        pinned = self._pending_priorities[1] if self._pending_priorities is not None else None
+        pinned = self._priorities_pinned
         if pinned is None or pinned.shape != errors.shape:
-            pinned = th.empty(errors.shape, dtype=errors.dtype, pin_memory=True)
+            pinned = self._priorities_pinned = th.empty(errors.shape, dtype=errors.dtype).pin_memory()
         pinned.copy_(errors, non_blocking=True)
         event = th.cuda.Event()
-        event.record()
-        self._pending_priorities = (np.array(indices, copy=True), pinned, event)
+        event.record(th.cuda.current_stream(self.device))
+        self._pending_priorities = (np.array(indices, copy=True), event)
 
     def _apply_pending_priorities(self) -> None:
         if self._pending_priorities is None:
             return
-        indices, pinned, event = self._pending_priorities
+        indices, event = self._pending_priorities
+        self._pending_priorities = None
         event.synchronize()
-        self.replay_buffer.update_priorities(indices, pinned.numpy())  # type: ignore[union-attr]
-        self._pending_priorities = (indices[:0], pinned, event)
+        assert self._priorities_pinned is not None
+        self.replay_buffer.update_priorities(indices, self._priorities_pinned.numpy())  # type: ignore[union-attr]
 
     def record_train_stats(self) -> None:
         """Record the means of the training statistics since the last call, then start again: one
@@ -532,7 +540,13 @@ class Rainbow(DQN):
 
     def _excluded_save_params(self) -> list[str]:
         # device state, rebuilt by _setup_model
-        return [*super()._excluded_save_params(), "_train_stats", "_pending_priorities", "_graphed_step"]
+        return [
+            *super()._excluded_save_params(),
+            "_train_stats",
+            "_pending_priorities",
+            "_priorities_pinned",
+            "_graphed_step",
+        ]
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         self._apply_pending_priorities()

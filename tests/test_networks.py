@@ -37,14 +37,14 @@ def test_head_layers_follow_the_flags() -> None:
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_q_net_returns_expected_q_for_every_preset(preset: str) -> None:
     model = Rainbow.from_preset(preset, "MlpPolicy", "CartPole-v1", **SMALL)
-    obs = th.randn(10, 4)
+    obs = th.randn(10, 4, device=model.device)
     q = model.q_net(obs)
     assert q.shape == (10, 2)
     if model.distributional:
         probs = model.q_net.distribution(obs)
         assert probs.shape == (10, 2, 51)
-        th.testing.assert_close(probs.sum(dim=-1), th.ones(10, 2))
-        th.testing.assert_close(q, (probs * th.linspace(-10, 10, 51)).sum(dim=-1))
+        th.testing.assert_close(probs.sum(dim=-1), th.ones(10, 2, device=model.device))
+        th.testing.assert_close(q, (probs * th.linspace(-10, 10, 51, device=model.device)).sum(dim=-1))
     else:
         with pytest.raises(ValueError, match="distributional"):
             model.q_net.distribution(obs)
@@ -53,9 +53,9 @@ def test_q_net_returns_expected_q_for_every_preset(preset: str) -> None:
 class _FixedQ(th.nn.Module):
     """Stands in for a Q-network: fixed Q-values for every observation."""
 
-    def __init__(self, q_values: list[float]) -> None:
+    def __init__(self, q_values: list[float], device: th.device) -> None:
         super().__init__()
-        self.q = th.tensor([q_values])
+        self.q = th.tensor([q_values], device=device)
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         return self.q.expand(obs.shape[0], -1)
@@ -65,19 +65,19 @@ class _FixedQ(th.nn.Module):
 def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
     model = Rainbow.from_preset("double" if double_q else "dqn", "MlpPolicy", "CartPole-v1", gamma=0.5, **SMALL)
     # The online net prefers action 0, the target net action 1.
-    model.q_net = _FixedQ([0.5, -1.0])  # type: ignore[assignment]
-    model.q_net_target = _FixedQ([2.0, 10.0])  # type: ignore[assignment]
-    next_obs = th.zeros(4, 4)
+    model.q_net = _FixedQ([0.5, -1.0], model.device)  # type: ignore[assignment]
+    model.q_net_target = _FixedQ([2.0, 10.0], model.device)  # type: ignore[assignment]
+    next_obs = th.zeros(4, 4, device=model.device)
     actions = model._next_actions(model.q_net(next_obs), model.q_net_target(next_obs))
     assert actions.flatten().tolist() == ([0] * 4 if double_q else [1] * 4)
 
     # The full TD target: y = r + gamma * Q_target(s', a*).
     data = ReplayBufferSamples(
-        observations=th.zeros(4, 4),
-        actions=th.zeros(4, 1, dtype=th.long),
+        observations=th.zeros(4, 4, device=model.device),
+        actions=th.zeros(4, 1, dtype=th.long, device=model.device),
         next_observations=next_obs,
-        dones=th.tensor([[0.0], [0.0], [1.0], [0.0]]),
-        rewards=th.ones(4, 1),
+        dones=th.tensor([[0.0], [0.0], [1.0], [0.0]], device=model.device),
+        rewards=th.ones(4, 1, device=model.device),
     )
     _, q_taken, errors = model._huber_terms(data)
     targets = (q_taken + errors).tolist()  # online Q(s, a=0) = 0.5 lies below every target here
@@ -87,9 +87,10 @@ def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
 
 def test_double_q_selects_with_online_network_in_c51() -> None:
     model = Rainbow.from_preset("rainbow-no-noisy", "MlpPolicy", "CartPole-v1", n_steps=1, **SMALL)
-    obs = th.randn(16, 4)
+    obs = th.randn(16, 4, device=model.device)
     online_choice = model.q_net(obs).argmax(dim=1, keepdim=True)
-    target_q = model.q_net_target(obs) + th.tensor([[0.0, 100.0]])  # the target would pick action 1
+    prefer_1 = th.tensor([[0.0, 100.0]], device=model.device)
+    target_q = model.q_net_target(obs) + prefer_1  # the target would pick action 1
     th.testing.assert_close(model._next_actions(model.q_net(obs), target_q), online_choice)
 
 
@@ -112,7 +113,7 @@ def test_cnn_policy_puts_fully_connected_layers_in_the_head() -> None:
     hidden = model.q_net.head.value[0]
     assert isinstance(hidden, NoisyLinear) and hidden.out_features == 512
     model.learn(120)
-    assert model.q_net(th.zeros(2, 1, 44, 44)).shape == (2, 3)
+    assert model.q_net(th.zeros(2, 1, 44, 44, device=model.device)).shape == (2, 3)
 
 
 def test_cnn_dqn_preset_matches_sb3_cnn_architecture() -> None:
@@ -150,7 +151,7 @@ def test_multi_input_policy_trains_saves_and_reloads(tmp_path) -> None:
     actions, _ = model.predict(obs, deterministic=True)
     obs_tensor, _ = model.policy.obs_to_tensor(obs)
     with th.no_grad(), noise_disabled(model.q_net):
-        np.testing.assert_array_equal(actions, model.q_net(obs_tensor).argmax(dim=1).numpy())
+        np.testing.assert_array_equal(actions, model.q_net(obs_tensor).argmax(dim=1).cpu().numpy())
 
 
 class _FloatImageEnv(_ImageEnv):
@@ -159,7 +160,7 @@ class _FloatImageEnv(_ImageEnv):
 
 def test_cnn_policy_accepts_normalized_float_images() -> None:
     model = Rainbow("CnnPolicy", _FloatImageEnv(), policy_kwargs=dict(normalize_images=False), **SMALL)
-    obs = th.rand(3, 2, 40, 40)
+    obs = th.rand(3, 2, 40, 40, device=model.device)
     # Not rescaled by 1/255: the trunk sees the observation as it is.
     th.testing.assert_close(
         model.q_net.extract_features(obs, model.q_net.features_extractor), model.q_net.features_extractor(obs)
@@ -176,20 +177,21 @@ def test_categorical_loss_matches_a_per_atom_reference() -> None:
         for p in model.q_net_target.parameters():
             p.add_(0.3 * th.randn_like(p))
     batch = 8
+    device = model.device
     data = ReplayBufferSamples(
-        observations=th.randn(batch, 4),
-        actions=th.randint(0, 2, (batch, 1)),
-        next_observations=th.randn(batch, 4),
-        dones=th.tensor([[0.0], [1.0], [0.0], [0.0], [1.0], [0.0], [0.0], [0.0]]),
-        rewards=th.randn(batch, 1),
-        discounts=th.tensor([[0.9], [0.9], [0.81], [0.729], [0.9], [0.9], [0.729], [0.81]]),
+        observations=th.randn(batch, 4, device=device),
+        actions=th.randint(0, 2, (batch, 1), device=device),
+        next_observations=th.randn(batch, 4, device=device),
+        dones=th.tensor([[0.0], [1.0], [0.0], [0.0], [1.0], [0.0], [0.0], [0.0]], device=device),
+        rewards=th.randn(batch, 1, device=device),
+        discounts=th.tensor([[0.9], [0.9], [0.81], [0.729], [0.9], [0.9], [0.729], [0.81]], device=device),
     )
     losses, _, _ = model._categorical_terms(data)
     with th.no_grad():
-        next_actions = model.q_net(data.next_observations).argmax(dim=1).numpy()
-        assert (next_actions != model.q_net_target(data.next_observations).argmax(dim=1).numpy()).any()
-        target_dist = model.q_net_target.distribution(data.next_observations).numpy()
-        log_probs = th.log_softmax(model.q_net.head_output(data.observations), dim=-1).numpy()
+        next_actions = model.q_net(data.next_observations).argmax(dim=1).cpu().numpy()
+        assert (next_actions != model.q_net_target(data.next_observations).argmax(dim=1).cpu().numpy()).any()
+        target_dist = model.q_net_target.distribution(data.next_observations).cpu().numpy()
+        log_probs = th.log_softmax(model.q_net.head_output(data.observations), dim=-1).cpu().numpy()
     for i in range(batch):
         target = np.zeros(11)
         for j, z in enumerate(support):
@@ -202,13 +204,13 @@ def test_categorical_loss_matches_a_per_atom_reference() -> None:
             else:
                 target[lo] += p * (hi - b)
                 target[hi] += p * (b - lo)
-        expected = -(target * log_probs[i, data.actions[i, 0]]).sum()
+        expected = -(target * log_probs[i, data.actions[i, 0].item()]).sum()
         assert losses[i].item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_noise_disabled_q_values_are_the_mean_network() -> None:
     model = Rainbow("MlpPolicy", "CartPole-v1", **SMALL)
-    obs = th.randn(5, 4)
+    obs = th.randn(5, 4, device=model.device)
     with noise_disabled(model.q_net):
         a = model.q_net(obs)
         model.policy.reset_noise()

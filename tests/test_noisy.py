@@ -88,8 +88,9 @@ def test_acting_on_one_observation_matches_the_batched_forward_pass() -> None:
     model = Rainbow.from_preset("rainbow", "MlpPolicy", "CartPole-v1", **options)
     model.learn(200)
     model.policy.reset_noise()
-    obs = th.as_tensor(model.env.observation_space.sample()).unsqueeze(0)
+    obs = th.as_tensor(model.env.observation_space.sample(), device=model.device).unsqueeze(0)
     for net in (model.q_net, model.q_net_target):
+        # Asked of a row on the CPU, where the factorised form applies (on a GPU, forward always builds the weight).
         assert any(layer.factorised_form(th.zeros(1, layer.in_features)) for layer in noisy_layers(net))
         with th.no_grad():
             th.testing.assert_close(net(obs)[0], net(obs.expand(3, -1))[0], rtol=1e-5, atol=1e-5)
@@ -135,7 +136,7 @@ def test_deterministic_predict_is_repeatable_and_noiseless() -> None:
         again, _ = model.predict(obs, deterministic=True)
         np.testing.assert_array_equal(first, again)
     with th.no_grad(), noise_disabled(model.q_net):
-        mean_net_actions = model.q_net(th.as_tensor(obs)).argmax(dim=1).numpy()
+        mean_net_actions = model.q_net(th.as_tensor(obs, device=model.device)).argmax(dim=1).cpu().numpy()
     np.testing.assert_array_equal(first, mean_net_actions)
     # Stochastic predictions use the noise: some actions change across noise samples.
     changed = []
@@ -160,7 +161,9 @@ def _record_noise(model: Rainbow, network: th.nn.Module, log: list) -> list:
 
 
 def test_noise_is_on_while_collecting_and_in_target_computation() -> None:
-    model = Rainbow.from_preset("noisy", "MlpPolicy", "CartPole-v1", **{**SMALL, "double_q": True})
+    # Eager (cuda_graphs=False; the same as the default on the CPU): a replayed CUDA graph runs no forward hooks.
+    options = {**SMALL, "double_q": True, "cuda_graphs": False}
+    model = Rainbow.from_preset("noisy", "MlpPolicy", "CartPole-v1", **options)
     online, target = [], []
     handles = _record_noise(model, model.q_net, online) + _record_noise(model, model.q_net_target, target)
     model.learn(400)

@@ -254,19 +254,29 @@ def test_rainbow_weights_losses_and_updates_priorities_with_them() -> None:
     sample, update = model.replay_buffer.sample, model.replay_buffer.update_priorities
     model.replay_buffer.sample = lambda *a, **k: captured.setdefault("samples", sample(*a, **k))
     model.replay_buffer.update_priorities = lambda i, p: (captured.update(indices=i, priorities=p), update(i, p))
-    before = copy.deepcopy(model)  # the networks as they were when the loss was computed
+    # The networks as they were when the loss was computed. (A state dict, not a deepcopy of the model:
+    # on CUDA the model holds captured CUDA graphs, which cannot be copied.)
+    before = copy.deepcopy(model.policy.state_dict())
     model.record_train_stats()  # logged statistics are means since the last record: start afresh
     model.train(gradient_steps=1, batch_size=32)
+    model._apply_pending_priorities()  # CUDA graphs defer the update to the next step (nothing pending on the CPU)
     model.record_train_stats()
 
     samples = captured["samples"]
+    # Sampled where the buffer lives (on the host when gradient steps are CUDA graphs): onto the model's device.
+    on_device = samples._replace(
+        **{name: x.to(model.device) for name, x in samples._asdict().items() if isinstance(x, th.Tensor)}
+    )
+    model.policy.load_state_dict(before)
     with th.no_grad():
-        losses, _, errors = before._huber_terms(samples)
+        losses, _, errors = model._huber_terms(on_device)
     np.testing.assert_array_equal(captured["indices"], samples.indices)
-    th.testing.assert_close(captured["priorities"], errors)  # |TD error| of each sampled transition
-    np.testing.assert_allclose(model.replay_buffer.tree[samples.indices], (errors.numpy() + 1e-6) ** 0.5, rtol=1e-6)
+    # |TD error| of each sampled transition (deferred priorities arrive as an array from pinned host memory)
+    th.testing.assert_close(th.as_tensor(captured["priorities"], device=errors.device), errors)
+    expected_tree = (errors.cpu().numpy() + 1e-6) ** 0.5
+    np.testing.assert_allclose(model.replay_buffer.tree[samples.indices], expected_tree, rtol=1e-6)
     # The loss that was minimised is the importance-weighted mean.
-    assert model.logger.name_to_value["train/loss"] == pytest.approx((samples.weights * losses).mean().item())
+    assert model.logger.name_to_value["train/loss"] == pytest.approx((on_device.weights * losses).mean().item())
     # beta follows the schedule 0.4 -> 1 over the run; at the end of learn(200) progress is complete.
     assert model.logger.name_to_value["train/per_beta"] == pytest.approx(1.0)
     model._current_progress_remaining = 0.75

@@ -54,7 +54,7 @@ def test_preset_learns_probe(preset: str, probe: type) -> None:
     model = Rainbow.from_preset(preset, "MlpPolicy", probe(), **HYPERPARAMS).learn(STEPS)
     observations, q_true = expected_q(probe, GAMMA)
     with th.no_grad(), noise_disabled(model.q_net):
-        q = model.q_net(th.as_tensor(observations, dtype=th.float32)).numpy()
+        q = model.q_net(th.as_tensor(observations, dtype=th.float32, device=model.device)).cpu().numpy()
     np.testing.assert_allclose(q, q_true, atol=TOLERANCE)
     # The greedy policy follows the values.
     actions, _ = model.predict(observations.astype(np.float32), deterministic=True)

@@ -52,7 +52,7 @@ def test_policy_saves_and_loads_alone(tmp_path: Path) -> None:
     model.policy.save(tmp_path / "policy.pt")
     policy = RainbowPolicy.load(tmp_path / "policy.pt")
     assert policy.q_net.n_atoms == 21 and policy.q_net.v_max == 30 and policy.q_net.noisy_sigma0 == 0.3
-    th.testing.assert_close(policy.q_net.support, th.linspace(-5, 30, 21))
+    th.testing.assert_close(policy.q_net.support, th.linspace(-5, 30, 21, device=policy.device))
     obs = th.randn(8, 4)
     th.testing.assert_close(
         policy.predict(obs.numpy(), deterministic=True)[0], model.policy.predict(obs.numpy(), deterministic=True)[0]
@@ -112,7 +112,7 @@ NO_TRAINING = dict(learning_starts=1_000, buffer_size=100, train_freq=1)  # one 
 def _n_step_samples(model: Rainbow, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     samples = model.replay_buffer._get_samples(np.array(rows))  # n_envs = 1: env index 0
     fields = (samples.rewards, samples.discounts, samples.next_observations, samples.dones)
-    return tuple(x.numpy().ravel() for x in fields)
+    return tuple(x.cpu().numpy().ravel() for x in fields)
 
 
 @pytest.mark.parametrize("prioritized", [True, False])
@@ -165,10 +165,10 @@ def test_two_envs_and_a_wrapped_buffer_end_per_env() -> None:
     np.testing.assert_array_equal(buffer.timeouts[5], [1, 0])
     for env_index, final_done in ((0, 0), (1, 1)):
         samples = buffer._get_samples(np.array([3, 4, 5]), env_indices=np.full(3, env_index))
-        np.testing.assert_allclose(samples.rewards.ravel(), [4 + 5 * gamma + 6 * gamma**2, 5 + 6 * gamma, 6])
-        np.testing.assert_allclose(samples.discounts.ravel(), [gamma**3, gamma**2, gamma])
-        np.testing.assert_array_equal(samples.next_observations.ravel(), [6, 6, 6])
-        np.testing.assert_array_equal(samples.dones.ravel(), [final_done] * 3)
+        np.testing.assert_allclose(samples.rewards.cpu().ravel(), [4 + 5 * gamma + 6 * gamma**2, 5 + 6 * gamma, 6])
+        np.testing.assert_allclose(samples.discounts.cpu().ravel(), [gamma**3, gamma**2, gamma])
+        np.testing.assert_array_equal(samples.next_observations.cpu().ravel(), [6, 6, 6])
+        np.testing.assert_array_equal(samples.dones.cpu().ravel(), [final_done] * 3)
 
 
 def test_with_optimize_memory_usage_the_cut_step_is_terminal_as_in_sb3() -> None:
@@ -182,5 +182,5 @@ def test_with_optimize_memory_usage_the_cut_step_is_terminal_as_in_sb3() -> None
             model.learn(6).learn(6)
     for model in (rainbow, dqn):
         samples = model.replay_buffer._get_samples(np.array([4, 5]))
-        np.testing.assert_array_equal(samples.next_observations.ravel(), [5, 0])
-        np.testing.assert_array_equal(samples.dones.ravel(), [0, 1])
+        np.testing.assert_array_equal(samples.next_observations.cpu().ravel(), [5, 0])
+        np.testing.assert_array_equal(samples.dones.cpu().ravel(), [0, 1])
