@@ -326,50 +326,35 @@ class Rainbow(DQN):
     v_min: float = _head_option("v_min")  # type: ignore[assignment]
     v_max: float = _head_option("v_max")  # type: ignore[assignment]
 
-    def _next_actions(self, next_q_online: th.Tensor | None, next_q_target: th.Tensor) -> th.Tensor:
+    def _next_actions(self, next_observations: PyTorchObs, next_q_target: th.Tensor) -> th.Tensor:
         """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
         network selects a* and the target network evaluates it; otherwise the target does both."""
-        next_q = next_q_online if self.double_q else next_q_target
-        assert next_q is not None, "Double DQN needs the online network's Q-values at s'"
+        next_q = self.q_net(next_observations) if self.double_q else next_q_target
         return next_q.argmax(dim=1, keepdim=True)
-
-    def _online_outputs(
-        self, net: Any, observations: PyTorchObs, next_observations: PyTorchObs
-    ) -> tuple[th.Tensor, th.Tensor | None]:
-        """``net`` (the online network, or its head output) at s, with gradients, and, where Double DQN
-        needs it, at s' without: one forward pass over both batches rather than two."""
-        if not self.double_q:
-            return net(observations), None
-        both = pytree.tree_map(lambda a, b: th.cat([a, b]), observations, next_observations)
-        at_s, at_next = net(both).chunk(2)
-        return at_s, at_next.detach()
 
     def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
         discounts = data.discounts if data.discounts is not None else self.gamma
-        q_values, next_q_online = self._online_outputs(self.q_net, data.observations, data.next_observations)
         with th.no_grad():
             next_q_target = self.q_net_target(data.next_observations)
-            next_q = next_q_target.gather(1, self._next_actions(next_q_online, next_q_target))
+            next_actions = self._next_actions(data.next_observations, next_q_target)
+            next_q = next_q_target.gather(1, next_actions)
             targets = data.rewards + (1 - data.dones) * discounts * next_q
-        q_taken = q_values.gather(1, data.actions.long())
+        q_taken = self.q_net(data.observations).gather(1, data.actions.long())
         return huber_loss(q_taken, targets), q_taken.detach().squeeze(1), (targets - q_taken).detach().abs().squeeze(1)
 
     def _categorical_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """C51: cross-entropy between the projected target distribution and the online one."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         n_atoms = self.q_net.support.shape[0]
-        logits, next_logits_online = self._online_outputs(
-            self.q_net.head_output, data.observations, data.next_observations
-        )
         with th.no_grad():
             next_logits = self.q_net_target.head_output(data.next_observations)
-            next_q_online = None if next_logits_online is None else self.q_net.q_values(next_logits_online)
-            next_actions = self._next_actions(next_q_online, self.q_net_target.q_values(next_logits))
+            next_actions = self._next_actions(data.next_observations, self.q_net_target.q_values(next_logits))
             next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
             target_probs = categorical_projection(
                 next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
             )
+        logits = self.q_net.head_output(data.observations)
         taken_logits = logits.gather(1, data.actions.long().unsqueeze(-1).expand(-1, 1, n_atoms)).squeeze(1)
         losses = categorical_loss(taken_logits, target_probs)
         q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)
@@ -394,11 +379,13 @@ class Rainbow(DQN):
         # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
         loss = (sample_losses if weights is None else weights * sample_losses).mean()
 
-        optimizer = self.policy.optimizer
-        optimizer.zero_grad(set_to_none=False)  # in place: the gradients keep their addresses
+        params = self._optimized()
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            th._foreach_zero_(grads)  # in place: the gradients keep their addresses (CUDA graphs)
         loss.backward()
-        th.nn.utils.clip_grad_norm_(self._optimized(), self.max_grad_norm)
-        optimizer.step()
+        _clip_grad_norm(params, self.max_grad_norm)
+        self.policy.optimizer.step()
         with th.no_grad():
             self._train_stats.add_(th.stack([loss.detach(), q_taken.mean(), errors.mean()]))
         return errors
@@ -577,6 +564,17 @@ class Rainbow(DQN):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _clip_grad_norm(params: list[th.Tensor], max_norm: float) -> None:
+    """SB3's ``clip_grad_norm_``, bit for bit (the norm of the per-tensor norms, scaled by
+    ``min(1, max_norm / (norm + 1e-6))``), through torch's multi-tensor kernels on every device: on the
+    CPU, ``clip_grad_norm_`` dispatches two ops per parameter tensor."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    total = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
+    th._foreach_mul_(grads, th.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
 def _discounts(data: ReplayBufferSamples, gamma: float) -> th.Tensor:
