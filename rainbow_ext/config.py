@@ -76,6 +76,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "per_beta0": NUMBER,
     "per_eps": NUMBER,
     "frame_storage": (bool, type(None)),
+    "cuda_graphs": (bool, type(None)),
 }
 # Counts written as 1e6 in YAML are floats; they are integers.
 INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
