@@ -12,11 +12,16 @@ compile time is what a first run pays.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+# a fresh inductor cache, set before torch is imported: the compile time a first run pays
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "0"
 
 import torch as th
 
@@ -40,9 +45,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     th.set_num_threads(1)
-    # a fresh inductor cache: the compile time a first run pays
-    th._inductor.config.fx_graph_cache = False
-    th._inductor.config.cache_dir = tempfile.mkdtemp(prefix="inductor-")
 
     model = Rainbow("MlpPolicy", "CartPole-v1", learning_starts=1_000, seed=0, device="cpu")
     model.learn(1_100)

@@ -5,10 +5,15 @@ Settings: CartPole-v1 with each library's default MlpPolicy and batch 32 (train_
 MinAtar Breakout-v1 with the MinAtar network (train_freq 4). Every contender gets the same
 schedule (learning starts 1,000, buffer 100,000, one gradient step per train_freq steps, target
 update every 1,000 steps), so the figures compare the cost of a step, not different schedules.
-Ratios are to SB3 DQN; targets: preset ``dqn`` within 5% of SB3 DQN, ``rainbow`` at >= 0.67x.
+Ratios are to SB3 DQN; targets (CartPole, ``train_freq`` 4): preset ``dqn`` at >= 0.95x, ``rainbow`` at >= 0.8x.
 
     python benchmarks/throughput.py --steps 20000 --rounds 3
     python benchmarks/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --steps 5000
+    python benchmarks/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --per-call
+
+``--per-call`` times the two parts of a step instead, after learning starts: ``predict`` on one
+observation (noise on) and ``train(1, 32)``, medians over rounds of 500 calls, and counts the aten
+ops each dispatches (forward and backward).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import torch as th
 from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from rainbow_ext import Rainbow, preset_flags
 from rainbow_ext.envs import make_minatar_env
@@ -64,14 +70,57 @@ def steps_per_second(contender: str, setting: dict[str, Any], steps: int, seed: 
     return steps / (time.perf_counter() - start)
 
 
+class OpCount(TorchDispatchMode):
+    """Counts the aten ops dispatched inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def per_call_ms(contender: str, setting: dict[str, Any], rounds: int) -> tuple[float, float, int, int]:
+    model = build(contender, setting, seed=0)
+    model.learn(COMMON["learning_starts"] + 500)
+    obs = model.env.reset()
+    with OpCount() as act_ops:
+        model.predict(obs, deterministic=False)
+    with OpCount() as train_ops:
+        model.train(1, 32)
+    times: dict[str, list[float]] = {"predict": [], "train": []}
+    for _ in range(rounds):
+        for name, call in (
+            ("predict", lambda: model.predict(obs, deterministic=False)),
+            ("train", lambda: model.train(1, 32)),
+        ):
+            start = time.perf_counter()
+            for _ in range(500):
+                call()
+            times[name].append((time.perf_counter() - start) / 500 * 1e3)
+    return statistics.median(times["predict"]), statistics.median(times["train"]), act_ops.ops, train_ops.ops
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--contenders", nargs="+", default=CONTENDERS, choices=CONTENDERS)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-call", action="store_true", help="time predict and train(1) instead")
     args = parser.parse_args()
     th.set_num_threads(1)
+
+    if args.per_call:
+        for name in args.settings:
+            print(f"\n{name}: ms per call, medians of {args.rounds} rounds of 500 calls")
+            print("| contender | predict (1 obs) | train(1, 32) | aten ops: predict, train |\n|---|---|---|---|")
+            for contender in args.contenders:
+                act, train, act_ops, train_ops = per_call_ms(contender, SETTINGS[name], args.rounds)
+                print(f"| {contender} | {act:.3f} | {train:.3f} | {act_ops}, {train_ops} |", flush=True)
+        return
 
     for name in args.settings:
         setting = SETTINGS[name]

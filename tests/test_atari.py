@@ -160,7 +160,9 @@ def test_rainbow_trains_on_atari(vec_env: str) -> None:
     assert model.frame_stack == 4 and isinstance(model.replay_buffer, PrioritizedReplayBuffer)
     assert isinstance(model.replay_buffer.frame_storage, FrameStackStorage)
     model.learn(300)
+    model.record_train_stats()  # the means since the last dump (the last train call comes after it)
     assert model._n_updates > 0 and np.isfinite(model.logger.name_to_value["train/loss"])
+    assert "train/loss" in model.logger.name_to_value
 
 
 def test_rainbow_trains_on_minatar() -> None:
@@ -168,7 +170,9 @@ def test_rainbow_trains_on_minatar() -> None:
     assert isinstance(model.policy.q_net.features_extractor, MinAtarTrunk)
     assert model.policy.net_arch == [128] and model.frame_stack == 0
     model.learn(300)
+    model.record_train_stats()  # the means since the last dump (the last train call comes after it)
     assert model._n_updates > 0 and np.isfinite(model.logger.name_to_value["train/loss"])
+    assert "train/loss" in model.logger.name_to_value
 
 
 def test_minatar_observations_are_channel_first() -> None:
