@@ -115,6 +115,12 @@ class CapturedFunction:
             graph = th.cuda.CUDAGraph()
             with th.cuda.graph(graph):
                 outputs = self.fn(*args)
+        except Exception as error:
+            name = getattr(self.fn, "__qualname__", None) or getattr(getattr(self.fn, "func", None), "__qualname__", "")
+            raise RuntimeError(
+                f"capturing {name} as a CUDA graph failed ({type(error).__name__}: {error}); "
+                "Rainbow(cuda_graphs=False) runs it eagerly"
+            ) from error
         finally:  # the warm-up runs do not count, whatever happened
             with th.no_grad():
                 for tensor, value in zip(tensors, saved, strict=True):
