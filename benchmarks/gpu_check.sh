@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, as one prepared run (about 6 minutes on an H200 machine): the CUDA tests and the
+# The GPU check, as one prepared run (about 6 minutes on an H200 machine, at most 10 by its time limits): the CUDA tests and the
 # device-sensitive test files on the GPU, then gradient updates per second side by side (SB3 DQN,
 # QR-DQN, the dqn preset, Rainbow graphed and eager), then the data-efficient Rainbow loop's agent
 # steps per second for one process alone and for 8 processes sharing the GPU. Everything it prints is
@@ -36,20 +36,22 @@ section() { printf '\n## %s\n' "$1" | tee -a "$log"; }
 run() { local limit=$1; shift; timeout "$limit" "$@" 2>&1 | tee -a "$log"; echo "(exit ${PIPESTATUS[0]})" | tee -a "$log"; }
 
 section "machine"
-run 30 python3 -c "import torch, platform; print(platform.python_version(), 'torch', torch.__version__, \
-'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
+run 60 python3 -c "import torch, platform; print(platform.python_version(), 'torch', torch.__version__, \
+'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device'); \
+import numba, scipy, numpy, stable_baselines3, sb3_contrib, gymnasium, ale_py, rainbow_ext; \
+print('numpy', numpy.__version__, 'numba', numba.__version__, 'sb3', stable_baselines3.__version__)"
 
 section "tests on $device: CUDA-only tests and the device-sensitive files"
-run 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m "not slow" --device "$device" \
+run 210 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m "not slow" --durations=8 --device "$device" \
   tests/test_gradient_step.py tests/test_networks.py tests/test_noisy.py tests/test_prioritized.py \
   tests/test_save_load.py tests/test_probes.py tests/test_equivalence.py
 
 section "gradient updates per second (Nature CNN, batch 32, Breakout frames)"
-run 200 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
+run 110 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
 
 section "DER loop, one process"
-run 200 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
+run 120 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
   "${steps[@]}"
 
 section "DER loop, $procs processes sharing the device"
-run 200 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+run 110 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"

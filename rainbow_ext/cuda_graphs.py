@@ -52,7 +52,7 @@ class CapturedFunction:
     ) -> None:
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, got {device}")
-        self.device = th.device("cuda", th.cuda.current_device() if device.index is None else device.index)
+        self.device = with_index(device)
         self.fn = fn
         self.state = state
         self.restore = restore
@@ -101,8 +101,8 @@ class CapturedFunction:
             if buffer is not None:
                 buffer.copy_(x)
         args = pytree.tree_unflatten(inputs, spec)
-        tensors = list(self.state())
-        saved = [t.detach().clone() for t in tensors] if self.restore else []
+        tensors = list(self.state()) if self.restore else []
+        saved = [t.detach().clone() for t in tensors]
         rng = th.cuda.get_rng_state(self.device)
         current = th.cuda.current_stream(self.device)
         try:
@@ -128,3 +128,11 @@ class CapturedFunction:
             th.cuda.set_rng_state(rng, self.device)
         self.captures += 1
         return _Graph(graph, inputs, {}, th.cuda.Event(), outputs)
+
+
+def with_index(device: th.device) -> th.device:
+    """``cuda`` as ``cuda:<current device>``: SB3 resolves ``auto`` to ``cuda``, while tensors report
+    ``cuda:0``, and the two do not compare equal."""
+    if device.type != "cuda" or device.index is not None:
+        return device
+    return th.device("cuda", th.cuda.current_device())

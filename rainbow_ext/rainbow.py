@@ -22,7 +22,7 @@ from torch.utils import _pytree as pytree
 from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
 from rainbow_ext.buffers.n_step import end_stored_episodes
 from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
-from rainbow_ext.cuda_graphs import CapturedFunction
+from rainbow_ext.cuda_graphs import CapturedFunction, with_index
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
@@ -412,19 +412,20 @@ class Rainbow(DQN):
         gradient steps are CUDA graphs; as the policy built it otherwise (also after a ``load``,
         whose saved parameter groups replace these settings)."""
         graphed = self._graphed_step is not None
+        device = with_index(self.device)
         for group in self.policy.optimizer.param_groups:
             lr = group["lr"]
-            if graphed and not (isinstance(lr, th.Tensor) and lr.dtype == th.float32 and lr.device == self.device):
+            if graphed and not (isinstance(lr, th.Tensor) and lr.dtype == th.float32 and lr.device == device):
                 # fused Adam reads a CUDA learning rate as float32; one on the host would be baked in
-                group["lr"] = th.tensor(float(lr), dtype=th.float32, device=self.device)
+                group["lr"] = th.tensor(float(lr), dtype=th.float32, device=device)
                 group["capturable"] = True
             elif not graphed and isinstance(group["lr"], th.Tensor):
                 group["lr"] = float(group["lr"])
                 group["capturable"] = self.policy.optimizer_kwargs.get("capturable", False)
         if graphed:  # capturable optimizers keep their step count on the device
             for state in self.policy.optimizer.state.values():
-                if isinstance(state.get("step"), th.Tensor) and state["step"].device != self.device:
-                    state["step"] = state["step"].to(self.device, th.float32)
+                if isinstance(state.get("step"), th.Tensor) and state["step"].device != device:
+                    state["step"] = state["step"].to(device, th.float32)
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # SB3's, except that a learning rate kept in a tensor (CUDA graphs) is filled in place.
@@ -458,7 +459,7 @@ class Rainbow(DQN):
                 continue
             # Eager: on the CPU, without CUDA graphs, and for the first step (it creates the optimizer's
             # state, which capture then finds in place).
-            if _device_of(batch) != self.device:
+            if _device_of(batch).type != self.device.type:
                 batch, weights = pytree.tree_map_only(th.Tensor, lambda t: t.to(self.device), (batch, weights))
             errors = self._gradient_step(batch, weights)
             if self.prioritized:

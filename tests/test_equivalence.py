@@ -19,6 +19,9 @@ def test_dqn_preset_equals_sb3_dqn(n_steps: int) -> None:
         "MlpPolicy",
         "CartPole-v1",
         policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-8)),  # Adam's default, which DQN uses
+        # eager on a GPU too: a captured step runs Adam with capturable=True and a float32 learning
+        # rate, the same update rounded differently
+        cuda_graphs=False,
         **kwargs,
     ).learn(1_500)
     assert ours._n_updates == sb3._n_updates > 1_000
