@@ -450,10 +450,11 @@ class Rainbow(DQN):
         for _ in range(gradient_steps):
             data = buffer.sample(batch_size, env=self._vec_normalize_env)
             weights = data.weights if self.prioritized else None  # type: ignore[union-attr]
-            batch = ReplayBufferSamples(*data[:5], discounts=_discounts(data, self.gamma))  # type: ignore[misc]
+            batch = ReplayBufferSamples(*data[:6])  # type: ignore[misc]
             if self._graphed_step is not None and self.policy.optimizer.state:
                 self._apply_pending_priorities()  # the previous step's, while this batch was sampled
-                errors = self._graphed_step(batch, weights)
+                # a graph's inputs are tensors of fixed shapes: one-step buffers' discounts too
+                errors = self._graphed_step(batch._replace(discounts=_discounts(batch, self.gamma)), weights)
                 if self.prioritized:
                     self._defer_priorities(data.indices, errors)  # type: ignore[union-attr]
                 continue
