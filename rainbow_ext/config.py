@@ -4,7 +4,8 @@ A config file (``zoo_configs/rainbow.yml`` for every preset, ``zoo_configs/qrdqn
 maps env ids to entries; an env without its own entry takes ``atari`` (Atari games), ``minatar``
 (MinAtar games) or ``default``. An entry holds constructor arguments of the algorithm plus rl-zoo3's
 keys for the run: ``n_timesteps``, ``policy``, ``n_envs``, ``frame_stack``, ``env_wrapper``,
-``env_kwargs``.
+``env_kwargs``, and one of its own, ``eval_max_steps`` (evaluation episodes are cut after that many
+agent steps).
 
 Differences from rl-zoo3, which ``eval``s strings: values are YAML values checked against the type of
 their key; ``policy_kwargs`` may be a YAML mapping or rl-zoo3's ``"dict(net_arch=[64, 64])"`` string,
@@ -31,7 +32,7 @@ from stable_baselines3.common.utils import LinearSchedule
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "zoo_configs"
 
 # Keys of an entry that configure the run rather than the algorithm's constructor.
-RUN_KEYS = ("n_timesteps", "policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs")
+RUN_KEYS = ("n_timesteps", "policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs", "eval_max_steps")
 EXPLORATION_KEYS = ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
 # Constructor arguments set by the command itself, not by configs.
 COMMAND_ARGS = ("self", "policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
@@ -45,6 +46,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "frame_stack": (int,),
     "env_wrapper": (str, list, dict),
     "env_kwargs": (dict,),
+    "eval_max_steps": (int,),
     "learning_rate": (*NUMBER, str),
     "buffer_size": NUMBER,
     "learning_starts": NUMBER,

@@ -24,13 +24,14 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from rainbow_ext import config as cfg
 from rainbow_ext import runs
 from rainbow_ext.envs.atari import VEC_ENV_KINDS
 from rainbow_ext.envs.make import env_family, make_env
+from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS, preset_flags
 from rainbow_ext.rainbow import Rainbow
 
@@ -75,10 +76,13 @@ class RunConfig:
     frame_stack: int | None = None
     env_wrapper: Any = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_max_steps: int | None = None  # evaluation episodes (Atari: games) end after this many agent steps
     hyperparams: dict[str, Any] = field(default_factory=dict)  # constructor arguments, as given
     source: str = ""
 
-    def make_env(self, n_envs: int | None = None, seed: int | None = None) -> VecEnv:
+    def make_env(
+        self, n_envs: int | None = None, seed: int | None = None, max_episode_steps: int | None = None
+    ) -> VecEnv:
         return make_env(
             self.env,
             n_envs=self.n_envs if n_envs is None else n_envs,
@@ -87,7 +91,12 @@ class RunConfig:
             frame_stack=self.frame_stack,
             env_wrapper=self.env_wrapper,
             env_kwargs=self.env_kwargs,
+            max_episode_steps=max_episode_steps,
         )
+
+    def make_eval_env(self, n_envs: int, seed: int) -> VecEnv:
+        """The env evaluations play, with episodes cut at ``eval_max_steps``."""
+        return self.make_env(n_envs=n_envs, seed=seed, max_episode_steps=self.eval_max_steps)
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -108,6 +117,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     n_timesteps = args.n_timesteps if args.n_timesteps is not None else int(run_keys.get("n_timesteps", 100_000))
     if n_timesteps < 1:
         raise UsageError(f"n_timesteps must be >= 1, got {n_timesteps}")
+    eval_max_steps = args.eval_max_steps if args.eval_max_steps is not None else run_keys.get("eval_max_steps")
+    check_eval_max_steps(eval_max_steps)
     return RunConfig(
         algo=args.algo,
         env=args.env,
@@ -119,9 +130,15 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         frame_stack=run_keys.get("frame_stack"),
         env_wrapper=run_keys.get("env_wrapper"),
         env_kwargs=run_keys.get("env_kwargs", {}),
+        eval_max_steps=eval_max_steps,
         hyperparams={**flags, **merged},
         source=f"{path}[{key!r}]",
     )
+
+
+def check_eval_max_steps(value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UsageError(f"eval_max_steps must be an integer >= 1 (agent steps per evaluation episode), got {value!r}")
 
 
 def zoo_config(algo: str, env_id: str, *params: str, conf_file: str | Path | None = None) -> RunConfig:
@@ -179,6 +196,7 @@ def run_config_dict(run: RunConfig, model: BaseAlgorithm) -> dict[str, Any]:
         "frame_stack": run.frame_stack,
         "env_wrapper": run.env_wrapper,
         "env_kwargs": cfg.to_yaml_value(run.env_kwargs),
+        "eval_max_steps": run.eval_max_steps,
         "source": run.source,
         "hyperparams": used_hyperparams(model, run),
     }
@@ -204,6 +222,7 @@ def run_from_folder(run_dir: Path, args: argparse.Namespace) -> RunConfig:
         frame_stack=saved.get("frame_stack"),
         env_wrapper=saved.get("env_wrapper"),
         env_kwargs=saved.get("env_kwargs") or {},
+        eval_max_steps=args.eval_max_steps if args.eval_max_steps is not None else saved.get("eval_max_steps"),
         hyperparams={},
         source=f"{run_dir / runs.CONFIG_FILE}",
     )
@@ -236,6 +255,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every N steps (-1: never)")
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--n-eval-envs", type=int, default=1)
+    p.add_argument(
+        "--eval-max-steps",
+        type=int,
+        default=None,
+        help="cut evaluation episodes (Atari: games) after N agent steps; overrides the config's eval_max_steps",
+    )
     p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (-1: never)")
     p.add_argument("--save-replay-buffer", action="store_true", help="also save the replay buffer at the end")
     p.add_argument("-f", "--log-folder", default="logs")
@@ -305,7 +330,7 @@ class Session:
         callbacks.append(stop)
         eval_env = None
         if args.eval_freq > 0:
-            eval_env = run.make_env(n_envs=args.n_eval_envs, seed=run.seed + 10_000)
+            eval_env = run.make_eval_env(n_envs=args.n_eval_envs, seed=run.seed + 10_000)
             evaluation = EvalCallback(
                 eval_env,
                 n_eval_episodes=args.eval_episodes,
@@ -369,6 +394,7 @@ class TrainResult:
 def prepare(args: argparse.Namespace) -> Session:
     """Everything that can fail on bad input, before anything is written."""
     check_algo(args.algo)
+    check_eval_max_steps(args.eval_max_steps)
     runs.check_writable(Path(args.log_folder))
     if args.run_dir is not None:
         runs.check_writable(Path(args.run_dir))

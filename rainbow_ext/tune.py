@@ -29,10 +29,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.callbacks import EvalCallback
 
 from rainbow_ext import config as cfg
 from rainbow_ext import runs
+from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 from rainbow_ext.train import ALGOS, RunConfig, algo_class, check_algo, resolve_config
@@ -153,7 +153,7 @@ def train_one(
     if "learning_rate" in kwargs:
         kwargs["learning_rate"] = cfg.learning_rate_schedule(kwargs["learning_rate"])
     env = run.make_env(seed=seed)
-    eval_env = run.make_env(n_envs=1, seed=seed + 10_000)
+    eval_env = run.make_eval_env(n_envs=1, seed=seed + 10_000)
     try:
         model = algo_class(run.algo)(run.policy, env, seed=seed, device=args.device, verbose=0, **kwargs)
         callback = ReportingEval(

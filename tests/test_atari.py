@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from scipy import stats
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -118,6 +119,54 @@ def test_adapter_works_with_evaluate_policy() -> None:
     env.seed(0)
     returns, lengths = evaluate_policy(model, env, n_eval_episodes=2, return_episode_rewards=True)
     assert len(returns) == 2 and all(length > 30 for length in lengths)
+
+
+def whole_games(venv, steps: int, policy) -> list[tuple[float, int]]:
+    """(score, length in frames) of every game finished in ``steps`` vector steps of ``policy``."""
+    games = []
+    venv.reset()
+    for _ in range(steps):
+        _, _, _, infos = venv.step(policy(venv.num_envs))
+        games += [(info["episode"]["r"], info["episode"]["l"]) for info in infos if "episode" in info]
+    venv.close()
+    return games
+
+
+@pytest.mark.parametrize(("vec_env", "episodic"), [("ale", True), ("ale", False), ("dummy", True), ("dummy", False)])
+def test_a_noop_policy_plays_whole_breakout_games(vec_env: str, episodic: bool) -> None:
+    """Breakout waits for FIRE after a life loss: a policy that never presses it must still end
+    games in a few thousand frames (SB3's AtariWrapper presses FIRE for it); without the FIRE rule the
+    ale path's games run to the 30-minute cap."""
+
+    def noop(n: int) -> np.ndarray:
+        return np.zeros(n, dtype=np.int64)
+
+    def make(fire: bool):
+        return make_atari_vec_env(
+            "ALE/Breakout-v5", 1, seed=0, vec_env=vec_env, terminal_on_life_loss=episodic, fire_on_life_loss=fire
+        )
+
+    games = whole_games(make(True), 2_000, noop)  # 8,000 frames
+    assert len(games) >= 3 and all(length < 3_000 for _, length in games)  # 535-1,410 frames on SB3's path
+    if vec_env == "ale" or not episodic:  # SB3's FireResetEnv cannot be turned off
+        assert whole_games(make(False), 2_000, noop) == []  # the stall the rule prevents
+
+
+def test_random_play_scores_alike_on_both_paths() -> None:
+    """Random Breakout through ale-py's vector env and through SB3's AtariWrapper: the game scores
+    and the game lengths in frames come from one distribution (Mann-Whitney U). SB3's path adds a few
+    hidden reset steps after each life loss (12 frames), too few to tell apart over 40+ games."""
+    rng = np.random.default_rng(0)
+
+    def random_policy(n: int) -> np.ndarray:
+        return rng.integers(0, 4, size=n)
+
+    ale = whole_games(make_atari_vec_env("ALE/Breakout-v5", 8, seed=1, vec_env="ale"), 1_500, random_policy)
+    sb3 = whole_games(make_atari_vec_env("ALE/Breakout-v5", 4, seed=2), 3_000, random_policy)
+    assert len(ale) >= 40 and len(sb3) >= 40
+    (ale_scores, ale_lengths), (sb3_scores, sb3_lengths) = (np.array(g).T for g in (ale, sb3))
+    assert stats.mannwhitneyu(ale_scores, sb3_scores).pvalue > 1e-3
+    assert stats.mannwhitneyu(ale_lengths, sb3_lengths).pvalue > 1e-3
 
 
 @pytest.mark.parametrize("vec_env", ["ale", "dummy"])

@@ -15,7 +15,13 @@ conventions:
 - ``infos[i]["TimeLimit.truncated"]`` when a game is cut at ``max_episode_frames``;
 - life loss as an episode end for the agent (``episodic_life``, SB3's ``terminal_on_life_loss``)
   while the game goes on, so the score still covers every life. ale-py's own ``episodic_life``
-  restarts the whole game at each life loss instead, so it is not used.
+  restarts the whole game at each life loss instead, so it is not used;
+- FIRE after a life loss (``fire_on_life_loss``) in games whose action set has it: games such as
+  Breakout wait for FIRE to serve again, and a greedy policy that prefers another action would stall
+  there until the frame cap. SB3's ``AtariWrapper`` presses FIRE in the reset that follows a life
+  loss (``FireResetEnv``); ale-py steps all its envs at once and cannot step one alone, so here the
+  first action after a life loss is played as FIRE instead. To the agent that state is one where
+  every action serves.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ class AleVecEnv(VecEnv):
     :param full_action_space: all 18 actions rather than the game's minimal set
     :param max_episode_frames: games are truncated after this many emulator frames
     :param fire_reset: press FIRE at the start of games that need it
+    :param fire_on_life_loss: play the first action after a life loss as FIRE, in games whose action
+        set has FIRE (SB3's ``AtariWrapper`` presses it after a life loss too); off for the Machado
+        et al. (2018) protocol
     :param num_threads: C++ threads (0: one per env, up to the number of cores)
     """
 
@@ -66,9 +75,10 @@ class AleVecEnv(VecEnv):
         full_action_space: bool = False,
         max_episode_frames: int = 108_000,
         fire_reset: bool = True,
+        fire_on_life_loss: bool = True,
         num_threads: int = 0,
     ) -> None:
-        from ale_py import AtariVectorEnv
+        from ale_py import Action, AtariVectorEnv
 
         from rainbow_ext.envs.atari import atari_rom
 
@@ -108,6 +118,11 @@ class AleVecEnv(VecEnv):
         self._scores = np.zeros(n_envs, dtype=np.float64)
         self._episode_start = np.zeros(n_envs, dtype=np.int64)  # frame number at which each game began
         self._lives = np.zeros(n_envs, dtype=np.int64)
+        action_set = list(self.ale.ale.get_action_set())
+        fire = Action.FIRE
+        # index of FIRE in the game's action set, or None when the game has no FIRE (or it is off)
+        self.fire_action = action_set.index(fire) if fire_on_life_loss and fire in action_set else None
+        self._fire_next = np.zeros(n_envs, dtype=bool)  # envs whose next action is played as FIRE
         self._t_start = time.time()
 
     def reset(self) -> VecEnvObs:
@@ -117,11 +132,14 @@ class AleVecEnv(VecEnv):
         self._scores[:] = 0.0
         self._episode_start[:] = info["frame_number"] - info["episode_frame_number"]
         self._lives[:] = info["lives"]
+        self._fire_next[:] = False
         self.reset_infos = [{"lives": int(lives)} for lives in info["lives"]]
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions[:] = np.asarray(actions).reshape(self.num_envs)
+        if self.fire_action is not None:
+            self._actions[self._fire_next] = self.fire_action
         self.ale.send(self._actions)  # the C++ threads step while the caller goes on
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -136,7 +154,10 @@ class AleVecEnv(VecEnv):
         lives = info["lives"]
         episode_start = info["frame_number"] - info["episode_frame_number"]
         game_over = terminated | truncated
-        life_lost = (lives < self._lives) & ~game_over if self.episodic_life else np.zeros_like(game_over)
+        life_lost = (lives < self._lives) & ~game_over
+        self._fire_next = life_lost.copy()
+        if not self.episodic_life:
+            life_lost = np.zeros_like(game_over)
         dones = game_over | life_lost
         infos: list[dict[str, Any]] = [{"lives": int(n)} for n in lives]
         for i in np.flatnonzero(dones):

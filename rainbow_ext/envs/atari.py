@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 from gymnasium import spaces
@@ -87,6 +87,7 @@ def make_atari_vec_env(
     repeat_action_probability: float = 0.0,
     full_action_space: bool = False,
     max_episode_frames: int = 108_000,
+    fire_on_life_loss: bool = True,
     monitor_dir: str | None = None,
     render_mode: str | None = None,
     video_folder: str | None = None,
@@ -103,6 +104,11 @@ def make_atari_vec_env(
     :param env_id: any ALE gymnasium id (``"ALE/Breakout-v5"``, ``"BreakoutNoFrameskip-v4"``) or ROM name
     :param repeat_action_probability: sticky actions, per emulator frame (ALE's own)
     :param max_episode_frames: episodes are truncated after this many emulator frames (30 minutes)
+    :param fire_on_life_loss: press FIRE after a life loss in games whose action set has FIRE, so a
+        greedy policy cannot stall a game that waits for it (Breakout). SB3's path does it in the reset
+        that follows a life loss when ``terminal_on_life_loss`` (``FireResetEnv``), and otherwise
+        through :class:`FireOnLifeLoss`; the ale path plays the first action after a life loss as FIRE.
+        Off for the Machado et al. (2018) protocol (with ``terminal_on_life_loss=False``).
     :param render_mode: gymnasium's render mode (SB3's path only; ale-py's vector env does not render)
     :param video_folder: record every episode of the first env there (gymnasium's RecordVideo around
         the game itself, so a video shows a whole game); SB3's path only
@@ -112,6 +118,8 @@ def make_atari_vec_env(
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     rom = atari_rom(env_id)
+    if max_episode_frames < 1:
+        raise ValueError(f"max_episode_frames must be >= 1, got {max_episode_frames}")
     if vec_env == "ale":
         from rainbow_ext.envs.ale_vec_env import AleVecEnv
 
@@ -129,10 +137,16 @@ def make_atari_vec_env(
             repeat_action_probability=repeat_action_probability,
             full_action_space=full_action_space,
             max_episode_frames=max_episode_frames,
+            fire_on_life_loss=fire_on_life_loss,
         )
         venv.seed(seed)
         return venv
 
+    if terminal_on_life_loss and not fire_on_life_loss:
+        raise ValueError(
+            "on SB3's path, AtariWrapper presses FIRE after every life loss when terminal_on_life_loss=True "
+            "(FireResetEnv); for fire_on_life_loss=False use vec_env='ale' or terminal_on_life_loss=False"
+        )
     gym_id = env_id if env_id in gym.registry else atari_ids_by_game()[rom][0]
     env_kwargs: dict[str, Any] = dict(
         frameskip=1,
@@ -150,17 +164,49 @@ def make_atari_vec_env(
     )
     if video_folder is not None:
         env_kwargs["render_mode"] = "rgb_array"
+    fire_wrapper = fire_on_life_loss and not terminal_on_life_loss
+
+    def wrap(env: gym.Env, **kwargs: Any) -> gym.Env:
+        env = AtariWrapper(env, **kwargs)
+        return FireOnLifeLoss(env) if fire_wrapper and "FIRE" in env.unwrapped.get_action_meanings() else env
+
     venv = make_vec_env(
         record_video(gym_id, video_folder, env_kwargs) if video_folder is not None else gym_id,
         n_envs=n_envs,
         seed=seed,
         monitor_dir=monitor_dir,
-        wrapper_class=AtariWrapper,
+        wrapper_class=wrap,
         wrapper_kwargs=wrapper_kwargs,
         env_kwargs=None if video_folder is not None else env_kwargs,
         vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
     )
     return stack_frames(venv, n_stack)
+
+
+class FireOnLifeLoss(gym.Wrapper):
+    """Plays the first action after a life loss as FIRE (games such as Breakout wait for it to serve).
+
+    For SB3's path when a life loss is not an episode end; with ``terminal_on_life_loss`` SB3's
+    ``FireResetEnv`` presses FIRE in the reset that follows it instead. The ale path's rule."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.fire = env.unwrapped.get_action_meanings().index("FIRE")  # type: ignore[attr-defined]
+        self.lives = 0
+        self.fire_next = False
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        self.fire_next = False
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(self.fire if self.fire_next else action)
+        lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        self.fire_next = lives < self.lives and not (terminated or truncated)
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
 
 
 def record_video(

@@ -83,12 +83,15 @@ def make_env(
     env_kwargs: dict[str, Any] | None = None,
     render_mode: str | None = None,
     video_folder: str | None = None,
+    max_episode_steps: int | None = None,
 ) -> VecEnv:
     """The VecEnv for ``env_id``: Atari through :func:`make_atari_vec_env` (``env_kwargs`` are its
     options, ``frame_stack`` its ``n_stack``), MinAtar channel-first, any other gymnasium id through
     SB3's ``make_vec_env`` (with ``env_wrapper`` and, for images, ``frame_stack``). Episodes are
     recorded by SB3's ``Monitor``; with ``video_folder`` every episode is filmed (around the base env,
-    so a video is a whole game). Errors are ValueErrors that name the problem."""
+    so a video is a whole game). ``max_episode_steps`` cuts episodes (Atari: whole games) after that
+    many agent steps, as a truncation, below any limit of their own. Errors are ValueErrors that name
+    the problem."""
     if vec_env not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
     if n_envs < 1:
@@ -96,12 +99,17 @@ def make_env(
     check_env_id(env_id)
     family = env_family(env_id)
     env_kwargs = dict(env_kwargs or {})
+    if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+        raise ValueError(f"max_episode_steps must be an integer >= 1, got {max_episode_steps!r}")
     if family != "atari" and vec_env == "ale":
         raise ValueError(f"vec_env 'ale' runs Atari games only, not {env_id!r}; use 'dummy' or 'subproc'")
     if family == "atari":
         if env_wrapper is not None:
             raise ValueError("Atari envs get AtariWrapper (or ale-py's equivalent) already: drop env_wrapper")
         n_stack = 4 if frame_stack is None else frame_stack
+        if max_episode_steps is not None:  # ALE counts emulator frames
+            frames = max_episode_steps * int(env_kwargs.get("frame_skip", 4))
+            env_kwargs["max_episode_frames"] = min(frames, int(env_kwargs.get("max_episode_frames", frames)))
         try:
             venv = make_atari_vec_env(
                 env_id, n_envs, seed, vec_env, n_stack, render_mode=render_mode, video_folder=video_folder, **env_kwargs
@@ -111,6 +119,9 @@ def make_env(
     else:
         make_one = make_minatar_env if family == "minatar" else gym.make
         kwargs = {**env_kwargs, **({"render_mode": render_mode} if render_mode else {})}
+        if max_episode_steps is not None:
+            limit = gym.spec(env_id).max_episode_steps
+            kwargs["max_episode_steps"] = max_episode_steps if limit is None else min(limit, max_episode_steps)
         wrap = _wrapper_class(env_wrapper) if env_wrapper is not None else None
         if video_folder is not None:
             base = partial(make_one, env_id)

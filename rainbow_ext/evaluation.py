@@ -1,0 +1,79 @@
+"""SB3's ``EvalCallback`` that also reports evaluation games which stalled.
+
+A greedy policy can stand still in a state that only one action leaves, such as Breakout waiting for
+FIRE after a life loss: every evaluation game then runs to the time limit with no reward, the
+evaluation takes minutes and reports a score that looks like a bad policy. Such games are counted
+(``eval/stalled_games``) and named in a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import EvalCallback as SB3EvalCallback
+
+
+class StalledEvaluationWarning(UserWarning):
+    """Evaluation games reached the time limit with no reward in their second half."""
+
+
+class EvalCallback(SB3EvalCallback):
+    """SB3's ``EvalCallback``, plus a count of the evaluation games that stalled.
+
+    A game stalled when the time limit cut it (``TimeLimit.truncated``) and no reward came in its
+    second half (in agent steps). Games are whole games: with SB3's ``Monitor`` info (Atari, both
+    paths) a life loss does not end one. Each evaluation with stalled games records
+    ``eval/stalled_games`` and warns once, with the likely causes.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stalled_games = 0  # in the last evaluation
+        self._game_steps = np.zeros(0, dtype=np.int64)
+        self._last_reward_step = np.zeros(0, dtype=np.int64)
+        self._games = 0
+        self._stalled_lengths: list[int] = []
+
+    def _on_step(self) -> bool:
+        evaluating = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        if evaluating:
+            n_envs = self.eval_env.num_envs
+            self._game_steps = np.zeros(n_envs, dtype=np.int64)
+            self._last_reward_step = np.zeros(n_envs, dtype=np.int64)
+            self._games, self._stalled_lengths = 0, []
+        continue_training = super()._on_step()
+        if evaluating:
+            self.stalled_games = len(self._stalled_lengths)
+            if self.stalled_games:
+                self.logger.record("eval/stalled_games", self.stalled_games)
+                message = stall_message(self.stalled_games, self._games, max(self._stalled_lengths))
+                warnings.warn(message, StalledEvaluationWarning, stacklevel=2)
+        return continue_training
+
+    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        super()._log_success_callback(locals_, globals_)
+        i, info = locals_["i"], locals_["info"]
+        self._game_steps[i] += 1
+        if locals_["reward"] != 0:
+            self._last_reward_step[i] = self._game_steps[i]
+        whole_game_over = "episode" in info if locals_.get("is_monitor_wrapped") else locals_["done"]
+        if not (locals_["done"] and whole_game_over):
+            return
+        steps = int(self._game_steps[i])
+        if info.get("TimeLimit.truncated", False) and self._last_reward_step[i] <= steps // 2:
+            self._stalled_lengths.append(steps)
+        self._games += 1
+        self._game_steps[i] = 0
+        self._last_reward_step[i] = 0
+
+
+def stall_message(stalled: int, games: int, steps: int) -> str:
+    return (
+        f"{stalled} of {games} evaluation games reached the time limit (after {steps:,} agent steps) with "
+        "no reward in their second half: the greedy policy is stuck in a state that only another action leaves. "
+        "On Atari the usual cause is a game waiting for FIRE after a life loss (keep fire_on_life_loss on, the "
+        "default of both paths); otherwise a policy that stands still. Cap evaluation games with --eval-max-steps "
+        "(the eval_max_steps key) so a stall costs seconds, not the 30-minute game limit."
+    )
