@@ -108,3 +108,13 @@ def test_bad_eval_max_steps_exits_2(argv: list[str], tmp_path: Path, capsys) -> 
     assert main([*argv, "-f", str(tmp_path / "logs")]) == 2
     assert "eval_max_steps" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("vec_env", ["ale", "dummy"])
+def test_evaluations_count_whole_games_with_life_loss_episodes(vec_env: str, tmp_path: Path) -> None:
+    """With a life loss as the agent's episode end, an evaluation game is still a whole game: a NOOP
+    policy loses five balls in about 500-1,400 frames (fewer on the ale path, which hides no reset
+    steps), one life lasts about 100."""
+    env = make_atari_vec_env("ALE/Breakout-v5", 1, seed=0, vec_env=vec_env, terminal_on_life_loss=True)
+    callback, _ = evaluate_noop(env, tmp_path, episodes=3)
+    assert all(450 <= length <= 1_500 for length in callback.evaluations_length[-1])
