@@ -35,14 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from minatar_curves import (
-    Checkpointer,
-    EpisodeLog,
-    latest_checkpoint,
-    read_episodes,
-    remove_checkpoint,
-    write_episodes,
-)
+from minatar_curves import EpisodeLog, learn_with_checkpoints, remove_checkpoint, write_episodes
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -117,29 +110,12 @@ def run(
     window: int,
 ) -> dict[str, Any]:
     th.set_num_threads(1)
-    model = build(algo, game, seed)
     log = EpisodeLog()
-    state: dict[str, Any] = {"saved_at": 0, "seconds": 0.0, "resumed_at": []}
     ckpt = Path(out) / "checkpoints" / f"{game}-{algo}-seed{seed}-{steps}" if every > 0 else None
-    if ckpt is not None and not resume:
-        remove_checkpoint(ckpt)
-    saved = latest_checkpoint(ckpt) if ckpt is not None else None
-    if saved is not None:
-        env, cls, device = model.get_env(), type(model), model.device
-        del model
-        model = cls.load(saved / "model.zip", env=env, device=device)
-        model.load_replay_buffer(saved / "replay_buffer.pkl")
-        model.set_random_seed(seed + model.num_timesteps)
-        log.episodes = read_episodes(saved / "episodes.csv")
-        state = json.loads((saved / "meta.json").read_text())
-        state["resumed_at"] = [*state["resumed_at"], model.num_timesteps]
-        print(f"{game} {algo} seed {seed}: resumed at step {model.num_timesteps}", flush=True)
-    callbacks: list[BaseCallback] = [log, Progress(f"{game} {algo} seed {seed}", log, window)]
-    if ckpt is not None:
-        callbacks.append(Checkpointer(ckpt, every, steps, log, state))
-    start = time.perf_counter()
-    model.learn(steps - model.num_timesteps, callback=callbacks, reset_num_timesteps=saved is None)
-    seconds = state["seconds"] + time.perf_counter() - start
+    name = f"{game} {algo} seed {seed}"
+    model, state, seconds = learn_with_checkpoints(
+        build(algo, game, seed), log, seed, steps, ckpt, every, resume, name, (Progress(name, log, window),)
+    )
     path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
     write_episodes(path, log.episodes)
     env_kwargs = zoo_config("rainbow", env_id(game)).env_kwargs

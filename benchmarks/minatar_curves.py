@@ -143,21 +143,21 @@ def read_episodes(path: Path) -> list[tuple[int, float]]:
     return [(int(step), float(ret)) for step, ret in data]
 
 
-def run(
-    algo: str,
-    game: str,
+def learn_with_checkpoints(
+    model: Any,
+    log: EpisodeLog,
     seed: int,
     steps: int,
-    out: str,
-    every: int = 0,
-    resume: bool = False,
-) -> dict[str, Any]:
-    th.set_num_threads(1)
-    env_id = f"MinAtar/{game}-v1"
-    model = build(algo, env_id, seed, steps)
-    log = EpisodeLog()
+    ckpt: Path | None,
+    every: int,
+    resume: bool,
+    name: str,
+    callbacks: tuple[BaseCallback, ...] = (),
+) -> tuple[Any, dict[str, Any], float]:
+    """Train ``model`` to ``steps`` steps, saving a checkpoint into ``ckpt`` every ``every`` steps and,
+    with ``resume``, continuing from the one found there. Returns the model (a loaded one after a
+    resume), the run's state (``resumed_at``) and the training seconds over every part of the run."""
     state: dict[str, Any] = {"saved_at": 0, "seconds": 0.0, "resumed_at": []}
-    ckpt = Path(out) / "checkpoints" / f"{game}-{algo}-seed{seed}-{steps}" if every > 0 else None
     if ckpt is not None and not resume:  # a fresh run: an earlier run's checkpoint is not its own
         remove_checkpoint(ckpt)
     saved = latest_checkpoint(ckpt) if ckpt is not None else None
@@ -172,13 +172,31 @@ def run(
         log.episodes = read_episodes(saved / "episodes.csv")
         state = json.loads((saved / "meta.json").read_text())
         state["resumed_at"] = [*state["resumed_at"], model.num_timesteps]
-        print(f"{game} {algo} seed {seed}: resumed at step {model.num_timesteps}", flush=True)
-    callbacks: list[BaseCallback] = [log]
+        print(f"{name}: resumed at step {model.num_timesteps}", flush=True)
+    every_callback: list[BaseCallback] = [log, *callbacks]
     if ckpt is not None:
-        callbacks.append(Checkpointer(ckpt, every, steps, log, state))
+        every_callback.append(Checkpointer(ckpt, every, steps, log, state))
     start = time.perf_counter()
-    model.learn(steps - model.num_timesteps, callback=callbacks, reset_num_timesteps=saved is None)
-    seconds = state["seconds"] + time.perf_counter() - start
+    model.learn(steps - model.num_timesteps, callback=every_callback, reset_num_timesteps=saved is None)
+    return model, state, state["seconds"] + time.perf_counter() - start
+
+
+def run(
+    algo: str,
+    game: str,
+    seed: int,
+    steps: int,
+    out: str,
+    every: int = 0,
+    resume: bool = False,
+) -> dict[str, Any]:
+    th.set_num_threads(1)
+    env_id = f"MinAtar/{game}-v1"
+    log = EpisodeLog()
+    ckpt = Path(out) / "checkpoints" / f"{game}-{algo}-seed{seed}-{steps}" if every > 0 else None
+    name = f"{game} {algo} seed {seed}"
+    model = build(algo, env_id, seed, steps)
+    _, state, seconds = learn_with_checkpoints(model, log, seed, steps, ckpt, every, resume, name)
     path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
     write_episodes(path, log.episodes)
     final = float(np.mean([r for _, r in log.episodes][-WINDOW:]))
