@@ -108,8 +108,9 @@ def run(
     eval_episodes: int,
     eval_max_steps: int,
     window: int,
+    threads: int,
 ) -> dict[str, Any]:
-    th.set_num_threads(1)
+    th.set_num_threads(threads)
     log = EpisodeLog()
     ckpt = Path(out) / "checkpoints" / f"{game}-{algo}-seed{seed}-{steps}" if every > 0 else None
     name = f"{game} {algo} seed {seed}"
@@ -192,7 +193,8 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["rainbow", "sb3-dqn"], choices=["rainbow", "sb3-dqn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--steps", type=int, default=500_000, help="agent steps per run (4 frames each)")
-    parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel runs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (2 for a run alone on 2 cores)")
     parser.add_argument("--window", type=int, default=20, help="games per point of the curve")
     parser.add_argument("--eval-episodes", type=int, default=10, help="greedy games after training")
     parser.add_argument("--eval-max-steps", type=int, default=27_000, help="agent steps per evaluation game")
@@ -206,7 +208,7 @@ def main() -> None:
         "--report-only", action="store_true", help="tables and plot of the runs finished in --out; run nothing"
     )
     args = parser.parse_args()
-    for name in ("steps", "workers", "window", "eval_episodes", "eval_max_steps"):
+    for name in ("steps", "workers", "threads", "window", "eval_episodes", "eval_max_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     out = Path(args.out)
@@ -223,6 +225,7 @@ def main() -> None:
             args.eval_episodes,
             args.eval_max_steps,
             args.window,
+            args.threads,
         )
         for g in args.games
         for a in args.algos
