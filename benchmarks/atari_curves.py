@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
-from minatar_curves import EpisodeLog, learn_with_checkpoints, remove_checkpoint, write_episodes
+from minatar_curves import EpisodeLog, curve, learn_with_checkpoints, remove_checkpoint, run_jobs, write_episodes
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -142,27 +141,6 @@ def run(
     return {**result, "path": path}
 
 
-def finished(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any] | None:
-    """A run already in ``out`` with the same budget (for --resume), else None."""
-    path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
-    summary = path.with_suffix(".json")
-    if not summary.exists():
-        return None
-    result = json.loads(summary.read_text())
-    return {**result, "path": path} if result["steps"] == steps else None
-
-
-def curve(path: Path, points: np.ndarray, window: int) -> np.ndarray:
-    """Mean score of the last ``window`` games finished by each point (agent steps; NaN before the first)."""
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    steps, scores = data[:, 0], data[:, 1]
-    values = []
-    for point in points:
-        done = scores[steps <= point]
-        values.append(done[-window:].mean() if len(done) else np.nan)
-    return np.array(values)
-
-
 def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], steps: int, window: int, out: Path) -> Path:
     import matplotlib
 
@@ -231,16 +209,7 @@ def main() -> None:
         for a in args.algos
         for s in args.seeds
     ]
-    keep = args.resume or args.report_only
-    done = [r for r in (finished(*job[:5]) for job in jobs) if r is not None] if keep else []
-    todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
-    if args.report_only:
-        print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
-        results = done
-    else:
-        print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            results = done + pool.starmap(run, todo)
+    results = run_jobs(run, jobs, out, args.resume, args.report_only, args.workers)
     fifths = np.arange(1, 6) * args.steps / 5
     print(f"\nScore (mean of the last {args.window} training games) by emulator frames; greedy games after training:\n")
     print(

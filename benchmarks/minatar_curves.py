@@ -33,6 +33,7 @@ import json
 import multiprocessing as mp
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,14 +220,30 @@ def finished(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str,
     return {**result, "path": path} if result["steps"] == steps else None
 
 
-def curve(path: Path, checkpoints: np.ndarray) -> np.ndarray:
-    """Mean return of the last ``WINDOW`` episodes finished by each checkpoint (NaN before the first)."""
+def run_jobs(
+    run_fn: Callable[..., dict[str, Any]], jobs: list[tuple], out: Path, resume: bool, report_only: bool, workers: int
+) -> list[dict[str, Any]]:
+    """Results of every job ``(algo, game, seed, steps, out, ...)``: finished runs found in ``out`` (with
+    ``resume`` or ``report_only``) and, unless ``report_only``, the rest run ``workers`` at a time."""
+    keep = resume or report_only
+    done = [r for r in (finished(*job[:5]) for job in jobs) if r is not None] if keep else []
+    todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
+    if report_only:
+        print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
+        return done
+    print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return done + pool.starmap(run_fn, todo)
+
+
+def curve(path: Path, checkpoints: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Mean return of the last ``window`` episodes finished by each checkpoint (NaN before the first)."""
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     steps, returns = data[:, 0], data[:, 1]
     values = []
     for checkpoint in checkpoints:
         done = returns[steps <= checkpoint]
-        values.append(done[-WINDOW:].mean() if len(done) else np.nan)
+        values.append(done[-window:].mean() if len(done) else np.nan)
     return np.array(values)
 
 
@@ -285,16 +302,7 @@ def main() -> None:
         for a in args.algos
         for s in args.seeds
     ]
-    keep = args.resume or args.report_only
-    done = [r for r in (finished(*job[:5]) for job in jobs) if r is not None] if keep else []
-    todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
-    if args.report_only:
-        print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
-        results = done
-    else:
-        print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            results = done + pool.starmap(run, todo)
+    results = run_jobs(run, jobs, out, args.resume, args.report_only, args.workers)
     for r in results:
         resumed = f" (resumed at {', '.join(map(str, r['resumed_at']))})" if r.get("resumed_at") else ""
         score = f"final {r['final']:6.2f}, {r['seconds']:.0f} s"
