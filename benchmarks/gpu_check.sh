@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check, as one prepared run (about 6 minutes on an H200 machine, at most 10 by its time limits): the CUDA tests and the
-# device-sensitive test files on the GPU, then gradient updates per second side by side (SB3 DQN,
+# The GPU check, as one prepared run (about 6 minutes on an H200 machine, at most 10 by its time limits): the whole
+# default test suite on the GPU (CUDA-only tests included; spread over the cores with pytest-xdist where it is
+# installed), then gradient updates per second side by side (SB3 DQN,
 # QR-DQN, the dqn preset, Rainbow graphed and eager), then the data-efficient Rainbow loop's agent
 # steps per second for one process alone and for 8 processes sharing the GPU. Everything it prints is
 # also written to $OUT (or /tmp/gpu_check) as gpu_check.log.
@@ -8,7 +9,7 @@
 # On a machine without SB3, gymnasium or ale-py, put their wheels in .whl/ at the project root first
 # (they are installed from there, offline):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#     stable-baselines3 sb3-contrib gymnasium farama-notifications ale-py
+#     stable-baselines3 sb3-contrib gymnasium farama-notifications ale-py minatar optuna sqlalchemy alembic mako colorlog
 #   bash benchmarks/gpu_check.sh
 # A dry run of the whole script on the CPU, with tiny sizes: DEVICE=cpu QUICK=1 bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -41,17 +42,21 @@ run 60 python3 -c "import torch, platform; print(platform.python_version(), 'tor
 import numba, scipy, numpy, stable_baselines3, sb3_contrib, gymnasium, ale_py, rainbow_ext; \
 print('numpy', numpy.__version__, 'numba', numba.__version__, 'sb3', stable_baselines3.__version__)"
 
-section "tests on $device: CUDA-only tests and the device-sensitive files"
-run 210 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m "not slow" --durations=8 --device "$device" \
-  tests/test_gradient_step.py tests/test_networks.py tests/test_noisy.py tests/test_prioritized.py \
-  tests/test_save_load.py tests/test_probes.py tests/test_equivalence.py
+section "the whole default suite on $device (CUDA-only tests included)"
+# pytest-xdist spreads the suite over the machine's cores where it is installed; pytest-timeout stops a hung test.
+workers=(); python3 -c "import xdist" 2>/dev/null && workers=(-n "${WORKERS:-12}")
+hang=(); python3 -c "import pytest_timeout" 2>/dev/null && hang=(--timeout 120)
+# --track's test needs wandb, an optional extra that a bare GPU machine may lack
+python3 -c "import wandb" 2>/dev/null || hang+=(--deselect tests/test_train.py::test_track_writes_an_offline_wandb_run)
+run "${TEST_LIMIT:-200}" python3 -m pytest -v --tb=short -p no:cacheprovider -o addopts="" -m "not slow" -rfEs --durations=8 \
+  --device "$device" "${workers[@]}" "${hang[@]}" tests
 
 section "gradient updates per second (Nature CNN, batch 32, Breakout frames)"
-run 110 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
+run 100 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
 
 section "DER loop, one process"
-run 120 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
+run 100 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
   "${steps[@]}"
 
 section "DER loop, $procs processes sharing the device"
-run 110 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+run 100 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
