@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check, as one prepared run (about 6 minutes on an H200 machine, at most 10 by its time limits): the whole
+# The GPU check, as one prepared run (about 6 minutes on an H200 machine, at most 11 by its time limits): the whole
 # default test suite on the GPU (CUDA-only tests included; spread over the cores with pytest-xdist where it is
 # installed), then gradient updates per second side by side (SB3 DQN,
 # QR-DQN, the dqn preset, Rainbow graphed and eager), then the data-efficient Rainbow loop's agent
-# steps per second for one process alone and for 8 processes sharing the GPU. Everything it prints is
+# steps per second for one process alone and for 8 processes sharing the GPU (in turns, then through
+# CUDA's MPS where it starts), and an experiment: the loss terms through torch.compile. Everything it prints is
 # also written to $OUT (or /tmp/gpu_check) as gpu_check.log.
 #
 # On a machine without SB3, gymnasium or ale-py, put their wheels in .whl/ at the project root first
@@ -54,9 +55,28 @@ run "${TEST_LIMIT:-200}" python3 -m pytest -v --tb=short -p no:cacheprovider -o 
 section "gradient updates per second (Nature CNN, batch 32, Breakout frames)"
 run 100 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
 
+section "torch.compile inside the graph (an experiment): the loss terms compiled, side by side"
+run 150 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}" --contenders sb3-dqn rainbow rainbow-compiled
+
 section "DER loop, one process"
 run 100 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
   "${steps[@]}"
 
 section "DER loop, $procs processes sharing the device"
 run 100 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+
+# CUDA's Multi-Process Service lets the processes' kernels run side by side instead of taking turns on
+# the device; where it cannot start (or on the CPU), this section says so and is skipped.
+if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
+  section "DER loop, $procs processes sharing the device through MPS"
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if timeout 20 nvidia-cuda-mps-control -d 2>&1 | tee -a "$log"; then
+    run 80 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+    echo quit | timeout 20 nvidia-cuda-mps-control
+    tail -5 "$CUDA_MPS_LOG_DIRECTORY"/control.log 2>/dev/null | tee -a "$log"
+  fi
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+else
+  section "MPS: nvidia-cuda-mps-control is not available on this machine"
+fi

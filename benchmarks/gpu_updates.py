@@ -8,10 +8,12 @@ gives the median over rounds. An update is everything ``train`` does for one bat
 target computation, the loss, backward, the optimizer step (and for Rainbow noise sampling and
 priority updates); target-network syncs, which SB3 does outside ``train``, are left out for all.
 ``rainbow`` runs with its default ``cuda_graphs=None`` (each step a replayed CUDA graph on a GPU),
-``rainbow-eager`` with ``cuda_graphs=False``; on a CPU both are eager.
+``rainbow-eager`` with ``cuda_graphs=False``; on a CPU both are eager. ``rainbow-compiled`` (an experiment,
+named only by ``--contenders``) also puts the loss terms through ``torch.compile``; the warm-up compiles.
 
     python benchmarks/gpu_updates.py --device cuda
     python benchmarks/gpu_updates.py --device cpu --updates 20 --rounds 3
+    python benchmarks/gpu_updates.py --device cuda --contenders sb3-dqn rainbow rainbow-compiled
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from rainbow_ext import Rainbow, preset_flags
 from rainbow_ext.envs import make_atari_vec_env
 
 CONTENDERS = ["sb3-dqn", "qrdqn", "dqn", "rainbow", "rainbow-eager"]
+# An experiment, not a default contender: Rainbow's loss terms (three forward passes, the C51 target and
+# the cross-entropy, and so their backward) through torch.compile, replayed inside the same CUDA graph.
+EXPERIMENTS = ["rainbow-compiled"]
 
 
 def build(contender: str, device: str, fill: int) -> Any:
@@ -38,6 +43,9 @@ def build(contender: str, device: str, fill: int) -> Any:
     )
     if contender in ("sb3-dqn", "qrdqn"):
         model = (DQN if contender == "sb3-dqn" else QRDQN)("CnnPolicy", env, **kwargs)
+    elif contender == "rainbow-compiled":
+        model = Rainbow("CnnPolicy", env, **preset_flags("rainbow"), **kwargs)
+        model._categorical_terms = th.compile(model._categorical_terms, dynamic=False)  # type: ignore[method-assign]
     elif contender == "rainbow-eager":
         model = Rainbow("CnnPolicy", env, **preset_flags("rainbow"), cuda_graphs=False, **kwargs)
     else:
@@ -58,7 +66,7 @@ def updates_per_second(model: Any, updates: int, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--contenders", nargs="+", default=CONTENDERS, choices=CONTENDERS)
+    parser.add_argument("--contenders", nargs="+", default=CONTENDERS, choices=CONTENDERS + EXPERIMENTS)
     parser.add_argument("--fill", type=int, default=5_000, help="random steps in each buffer")
     parser.add_argument("--updates", type=int, default=500, help="timed updates per round")
     parser.add_argument("--rounds", type=int, default=5)

@@ -452,9 +452,12 @@ class Rainbow(DQN):
             weights = data.weights if self.prioritized else None  # type: ignore[union-attr]
             batch = ReplayBufferSamples(*data[:6])  # type: ignore[misc]
             if self._graphed_step is not None and self.policy.optimizer.state:
-                self._apply_pending_priorities()  # the previous step's, while this batch was sampled
                 # a graph's inputs are tensors of fixed shapes: one-step buffers' discounts too
                 errors = self._graphed_step(batch._replace(discounts=_discounts(batch, self.gamma)), weights)
+                # The previous step's priorities, once this step is queued behind it: the device never
+                # waits for the host, and the next batch is sampled while this step runs. This batch was
+                # sampled before them either way (priorities one step late).
+                self._apply_pending_priorities()
                 if self.prioritized:
                     self._defer_priorities(data.indices, errors)  # type: ignore[union-attr]
                 continue

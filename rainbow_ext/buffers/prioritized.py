@@ -141,7 +141,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         leaves, values = self.tree.sample_stratified(np.random.random(batch_size))
         time_indices, env_indices, weights = _slots_and_weights(leaves, values, self.n_envs, self.beta)
         samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
-        return PrioritizedReplayBufferSamples(*samples, weights=self.to_torch(weights), indices=leaves)
+        return PrioritizedReplayBufferSamples(*samples, weights=self.to_torch(weights, copy=False), indices=leaves)
 
     def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
         """Set the priorities of sampled slots (``samples.indices``), typically |TD error| or the C51
@@ -195,13 +195,17 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             )
             last = (batch_inds + last_offsets) % self.buffer_size
         final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
+        # Every array here is new (fancy indexing or arithmetic), so the tensors may share its memory:
+        # SB3's ``to_torch`` copies each one, which costs as much as the sampling on the CPU.
         return ReplayBufferSamples(
-            observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env)),
-            actions=self.to_torch(self.actions[batch_inds, env_indices]),
-            next_observations=self.to_torch(self._normalize_obs(self.next_observations[last, env_indices], env)),
-            dones=self.to_torch(final_dones.reshape(-1, 1)),
-            rewards=self.to_torch(returns),
-            discounts=None if discounts is None else self.to_torch(discounts),
+            observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env), copy=False),
+            actions=self.to_torch(self.actions[batch_inds, env_indices], copy=False),
+            next_observations=self.to_torch(
+                self._normalize_obs(self.next_observations[last, env_indices], env), copy=False
+            ),
+            dones=self.to_torch(final_dones.reshape(-1, 1), copy=False),
+            rewards=self.to_torch(returns, copy=False),
+            discounts=None if discounts is None else self.to_torch(discounts, copy=False),
         )
 
 
