@@ -198,7 +198,9 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         # Every array here is new (fancy indexing or arithmetic), so the tensors may share its memory:
         # SB3's ``to_torch`` copies each one, which costs as much as the sampling on the CPU.
         return ReplayBufferSamples(
-            observations=self.to_torch(self._normalize_obs(self.observations[batch_inds, env_indices], env), copy=False),
+            observations=self.to_torch(
+                self._normalize_obs(self.observations[batch_inds, env_indices], env), copy=False
+            ),
             actions=self.to_torch(self.actions[batch_inds, env_indices], copy=False),
             next_observations=self.to_torch(
                 self._normalize_obs(self.next_observations[last, env_indices], env), copy=False
