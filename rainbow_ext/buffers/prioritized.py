@@ -196,7 +196,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             last = (batch_inds + last_offsets) % self.buffer_size
         final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
         # Every array here is new (fancy indexing or arithmetic), so the tensors may share its memory:
-        # SB3's ``to_torch`` copies each one, which costs as much as the sampling on the CPU.
+        # SB3's ``to_torch`` would copy each one again (two stacks of frames per sample on Atari).
         return ReplayBufferSamples(
             observations=self.to_torch(
                 self._normalize_obs(self.observations[batch_inds, env_indices], env), copy=False
