@@ -37,10 +37,10 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from rainbow_ext import Rainbow
-from rainbow_ext.config import CONFIG_DIR
 from rainbow_ext.envs.atari import atari_rom
-from rainbow_ext.stats import human_normalized, stratified_bootstrap_ci
-from rainbow_ext.train import zoo_config
+from rainbow_ext.zoo import zoo_config
+from rainbow_ext.zoo.config import CONFIG_DIR
+from rainbow_ext.zoo.stats import human_normalized, stratified_bootstrap_ci
 
 DER_CONFIG = CONFIG_DIR / "rainbow_der.yml"
 # van Hasselt et al. 2019, table of Atari 100k scores (data-efficient Rainbow)

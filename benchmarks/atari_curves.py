@@ -41,7 +41,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from rainbow_ext import Rainbow
 from rainbow_ext.envs import make_atari_vec_env
-from rainbow_ext.train import zoo_config
+from rainbow_ext.zoo import zoo_config
 
 RANDOM_SCORE = {"Pong": -20.7, "Breakout": 1.7, "Freeway": 0.0, "Boxing": 0.1}
 # rl-zoo3's hyperparams/dqn.yml, ``atari`` entry

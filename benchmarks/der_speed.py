@@ -26,8 +26,8 @@ import torch as th
 from stable_baselines3 import DQN
 
 from rainbow_ext import Rainbow
-from rainbow_ext.config import CONFIG_DIR
-from rainbow_ext.train import zoo_config
+from rainbow_ext.zoo import zoo_config
+from rainbow_ext.zoo.config import CONFIG_DIR
 
 CONTENDERS = ["rainbow", "rainbow-eager", "sb3-dqn"]
 

@@ -45,7 +45,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from rainbow_ext import Rainbow, preset_flags
 from rainbow_ext.layers import MinAtarTrunk
-from rainbow_ext.train import zoo_config
+from rainbow_ext.zoo import zoo_config
 
 EXPLORATION_STEPS = 100_000
 WINDOW = 100  # episodes per score

@@ -14,9 +14,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rainbow_ext import runs
 from rainbow_ext.envs.make import make_env
-from rainbow_ext.train import ALGOS, algo_class, check_algo
+from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.experiment import ALGOS, algo_class, check_algo
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from rainbow_ext.ablate import main
-from rainbow_ext.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
+from rainbow_ext.zoo.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
 
 TINY = ["--variants", "dqn,rainbow", "--seeds", "2", "-n", "200", "--eval-freq", "100", "--eval-episodes", "2"]
 TINY += ["-params", "train_freq:16", "gradient_steps:2", "learning_starts:100"]
@@ -138,7 +138,7 @@ def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
     that run as left by a dead process nor enqueue its grid point again."""
     import socket
 
-    from rainbow_ext.ablate import enqueue_missing
+    from rainbow_ext.zoo.ablation import enqueue_missing
 
     folder = tmp_path / "ablation"
     argv = [*TINY, "--variants", "dqn", "--seeds", "1", "-f", str(folder)]

@@ -12,7 +12,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from rainbow_ext import Rainbow
-from rainbow_ext.train import zoo_config
+from rainbow_ext.zoo import zoo_config
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ from stable_baselines3.common.logger import configure
 from rainbow_ext.envs import make_atari_vec_env
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.evaluation import EvalCallback, StalledEvaluationWarning
-from rainbow_ext.train import main, zoo_config
+from rainbow_ext.train import main
+from rainbow_ext.zoo import zoo_config
 
 
 def evaluate_noop(eval_env, log_path: Path, episodes: int = 2) -> tuple[EvalCallback, DQN]:

@@ -2,6 +2,7 @@
 resumption, offline tracking, videos, and bad input (exit status 2, nothing written)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,9 +14,11 @@ import pytest
 import yaml
 
 from rainbow_ext import Rainbow
-from rainbow_ext.config import CONFIG_DIR
 from rainbow_ext.enjoy import main as enjoy_main
-from rainbow_ext.train import main, parser, resolve_config, zoo_config
+from rainbow_ext.train import main
+from rainbow_ext.zoo import config as cfg
+from rainbow_ext.zoo.config import CONFIG_DIR
+from rainbow_ext.zoo.experiment import algo_class, resolve_run, zoo_config
 
 # Small CartPole runs: the config's schedule, with fewer gradient steps per collection.
 FAST = ["train_freq:16", "gradient_steps:2", "learning_starts:200"]
@@ -85,22 +88,45 @@ def test_run_folder_and_resolved_config(tmp_path: Path) -> None:
 
 
 def test_noisy_presets_drop_the_entrys_epsilon() -> None:
-    args = parser().parse_args(["--algo", "rainbow"])
-    assert "exploration_final_eps" not in resolve_config(args).hyperparams
-    args = parser().parse_args(["--algo", "rainbow", "-params", "exploration_final_eps:0.2"])
-    assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.2  # given explicitly: applies
-    args = parser().parse_args(["--algo", "dqn"])
-    assert resolve_config(args).hyperparams["exploration_final_eps"] == 0.04
+    assert "exploration_final_eps" not in zoo_config("rainbow", "CartPole-v1").hyperparams
+    given = zoo_config("rainbow", "CartPole-v1", "exploration_final_eps:0.2")
+    assert given.hyperparams["exploration_final_eps"] == 0.2  # given explicitly: applies
+    assert zoo_config("dqn", "CartPole-v1").hyperparams["exploration_final_eps"] == 0.04
+    # noisy nets switched off by -params: the run explores with epsilon, the entry's schedule applies
+    assert zoo_config("rainbow", "CartPole-v1", "noisy:false").hyperparams["exploration_final_eps"] == 0.04
 
 
 def test_presets_without_nstep_drop_the_entrys_n(tmp_path: Path) -> None:
     conf = tmp_path / "conf.yml"
     conf.write_text("CartPole-v1:\n  n_steps: 20\n")
     for algo, n in (("rainbow", 20), ("rainbow-no-nstep", 1), ("dqn", 1), ("nstep", 20)):
-        args = parser().parse_args(["--algo", algo, "-conf", str(conf)])
-        assert resolve_config(args).hyperparams["n_steps"] == n, algo
-    args = parser().parse_args(["--algo", "rainbow-no-nstep", "-conf", str(conf), "-params", "n_steps:5"])
-    assert resolve_config(args).hyperparams["n_steps"] == 5  # given explicitly: applies
+        assert zoo_config(algo, "CartPole-v1", conf_file=conf).hyperparams["n_steps"] == n, algo
+    given = zoo_config("rainbow-no-nstep", "CartPole-v1", "n_steps:5", conf_file=conf)
+    assert given.hyperparams["n_steps"] == 5  # given explicitly: applies
+
+
+@pytest.mark.parametrize(
+    ("entry", "algo", "against"),
+    [
+        ("dueling: false", "rainbow", "dueling: False (the preset: True)"),
+        ("noisy: true", "dqn", "noisy: True (the preset: False)"),
+        ("n_steps: 1", "rainbow", "n_steps: 1 (the preset: 3)"),
+        ("prioritized: false", "per", "prioritized: False (the preset: True)"),
+    ],
+)
+def test_an_entry_cannot_set_a_component_flag_against_its_preset(
+    entry: str, algo: str, against: str, tmp_path: Path
+) -> None:
+    conf = tmp_path / "conf.yml"
+    conf.write_text(f"CartPole-v1:\n  {entry}\n")
+    with pytest.raises(cfg.ConfigError, match=re.escape(f"conf.yml['CartPole-v1'] sets {against} against the preset")):
+        zoo_config(algo, "CartPole-v1", conf_file=conf)
+    # the same flag as the preset's is no contradiction, and -params may change a flag on purpose
+    flag = entry.split(":")[0]
+    assert zoo_config(algo, "CartPole-v1", f"{flag}:{zoo_config(algo, 'CartPole-v1').hyperparams[flag]}")
+    assert zoo_config(algo, "CartPole-v1", entry.replace(" ", "")).hyperparams[flag] == yaml.safe_load(
+        entry.split(": ")[1]
+    )
 
 
 def test_der_config_resolves_for_every_preset() -> None:
@@ -236,9 +262,6 @@ def test_bad_input_exit_status_from_the_shell(tmp_path: Path) -> None:
 @pytest.mark.parametrize("config_file", ["rainbow.yml", "qrdqn.yml"])
 def test_every_zoo_config_entry_is_valid(config_file: str) -> None:
     """Every entry passes the typed checks for its algo, and its policy_kwargs import."""
-    from rainbow_ext import config as cfg
-    from rainbow_ext.train import algo_class
-
     algo = "qrdqn" if config_file == "qrdqn.yml" else "rainbow"
     entries = cfg.load_entries(cfg.CONFIG_DIR / config_file)
     assert {"default", "atari", "minatar", "CartPole-v1", "Acrobot-v1", "LunarLander-v3"} <= set(entries)
@@ -246,13 +269,12 @@ def test_every_zoo_config_entry_is_valid(config_file: str) -> None:
         entries
     )
     for key, entry in entries.items():
-        resolved = cfg.resolve(entry, {}, algo_class(algo), noisy=False, source=key)
+        cfg.check_keys(entry, algo_class(algo), key)
+        resolved = cfg.apply_preset({}, entry, {}, key)
         assert isinstance(resolved.get("n_timesteps"), int), key
 
 
 def test_rainbow_yml_atari_entry_is_the_papers() -> None:
-    from rainbow_ext.train import zoo_config
-
     atari = zoo_config("rainbow", "ALE/Breakout-v5")
     h = atari.hyperparams
     assert (h["learning_rate"], h["n_steps"], h["target_update_interval"], h["learning_starts"]) == (
@@ -275,14 +297,15 @@ def test_train_on_atari_and_minatar(env_id: str, vec_env: str, frame_stack: int,
     assert main([*argv, "--no-progress-bar", "--verbose", "0", "-params", *params]) == 0
     run_dir = tmp_path / "rainbow" / f"{env_id.replace('/', '-')}_1"
     config = yaml.safe_load((run_dir / "config.yml").read_text())
-    assert config["hyperparams"]["frame_stack"] == frame_stack and config["policy"] == "CnnPolicy"
+    # frame_stack has one meaning, the env's stack; frame storage keeps as many frames per observation
+    assert config["frame_stack"] == (frame_stack or None) and config["policy"] == "CnnPolicy"
+    assert "frame_stack" not in config["hyperparams"] and config["hyperparams"]["frame_storage"] is None
+    assert Rainbow.load(run_dir / f"{env_id.replace('/', '-')}.zip").frame_stack == frame_stack
     assert (run_dir / f"{env_id.replace('/', '-')}.zip").is_file()
 
 
 def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
     """YAML 1.2 floats: 1e-3 and 1e6 are numbers in configs and -params (PyYAML alone reads strings)."""
-    from rainbow_ext import config as cfg
-
     assert cfg.parse_params(["learning_rate:1e-3", "n:1e6", "a:[64, 64]", "b:true", "c:auto"]) == {
         "learning_rate": 0.001,
         "n": 1e6,
@@ -291,7 +314,6 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
         "c": "auto",
     }
     conf = write_config(tmp_path, "  n_timesteps: 1e6\n  learning_rate: 6.25e-5\n  buffer_size: 5E4\n")
-    args = parser().parse_args(["-conf", conf])
-    run = resolve_config(args)
+    run = resolve_run("rainbow", "CartPole-v1", conf_file=conf)
     assert run.n_timesteps == 1_000_000 and run.hyperparams["learning_rate"] == 6.25e-5
     assert run.hyperparams["buffer_size"] == 50_000

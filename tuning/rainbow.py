@@ -14,6 +14,8 @@ from typing import Any
 
 import optuna
 
+from rainbow_ext.zoo.config import explores_with_epsilon, n_step_on
+
 NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
 
 
@@ -35,12 +37,12 @@ def sample(trial: optuna.Trial, flags: dict[str, Any]) -> dict[str, Any]:
             "optimizer_kwargs": {"eps": trial.suggest_float("adam_eps", 1e-8, 1e-2, log=True)},
         },
     }
-    if flags.get("n_steps", 1) > 1:
+    if n_step_on(flags):
         params["n_steps"] = trial.suggest_categorical("n_steps", [2, 3, 5, 10])
     if flags.get("prioritized"):
         params["per_alpha"] = trial.suggest_float("per_alpha", 0.2, 0.9)
         params["per_beta0"] = trial.suggest_float("per_beta0", 0.2, 0.8)
-    if flags.get("noisy"):
+    if not explores_with_epsilon(flags):
         params["noisy_sigma0"] = trial.suggest_float("noisy_sigma0", 0.05, 1.0, log=True)
     else:
         params["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.0, 0.5)

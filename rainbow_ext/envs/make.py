@@ -52,7 +52,7 @@ def check_env_id(env_id: str) -> None:
 
 def _wrapper_class(env_wrapper: Any) -> Any:
     """rl-zoo3's ``env_wrapper``: an import path, a list of them, or ``{path: kwargs}`` mappings."""
-    from rainbow_ext.config import import_object
+    from rainbow_ext.zoo.config import import_object
 
     items = env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
     wrappers = []

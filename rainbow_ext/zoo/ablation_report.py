@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rainbow_ext.envs.make import env_family
-from rainbow_ext.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
+from rainbow_ext.zoo.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
 
 
 def collect(study: Any) -> list[dict[str, Any]]:

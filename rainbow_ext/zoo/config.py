@@ -11,8 +11,8 @@ Differences from rl-zoo3, which ``eval``s strings: values are YAML values checke
 their key; ``policy_kwargs`` may be a YAML mapping or rl-zoo3's ``"dict(net_arch=[64, 64])"`` string,
 read as literals only; classes (``activation_fn``, ``optimizer_class``, ``features_extractor_class``,
 ``env_wrapper``) are named by import path and imported, never evaluated; an unknown key is an error
-that lists the valid ones. Epsilon-greedy keys (``exploration_*``) of an entry apply only to algos
-without noisy nets, so one entry serves every ablation (given with ``-params`` they always apply).
+that lists the valid ones. How a preset, an entry and ``-params`` combine is decided in one place,
+:func:`apply_preset`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "zoo_configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "zoo_configs"
 
 # Keys of an entry that configure the run rather than the algorithm's constructor.
 RUN_KEYS = ("n_timesteps", "policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs", "eval_max_steps")
@@ -140,33 +140,56 @@ def select_entry(entries: dict[str, dict[str, Any]], env_id: str, family: str | 
     raise ConfigError(f"no entry for {env_id!r} (nor {family or 'default'!r}) in the config file")
 
 
-def resolve(
-    entry: dict[str, Any],
-    overrides: dict[str, Any],
-    algo_class: type,
-    noisy: bool,
-    source: str = "config",
-    one_step: bool = False,
-) -> dict[str, Any]:
-    """Check an entry and ``-params`` overrides and merge them into constructor and run arguments.
-    The entry's keys of a component the algo turns off are dropped, so one entry serves every
-    ablation; ``-params`` always apply.
-
-    :param noisy: the algo explores with noisy nets: the entry's epsilon keys are dropped
-    :param one_step: the algo turns n-step returns off: the entry's ``n_steps`` is dropped
-    """
+def check_keys(values: dict[str, Any], algo_class: type, where: str) -> None:
+    """An entry's (or ``-params``') keys must be the algorithm's constructor arguments or run keys,
+    each of its YAML type; a ConfigError names the unknown key (and the closest valid one)."""
     keys = valid_keys(algo_class)
-    for where, values in ((source, entry), ("-params", overrides)):
-        unknown = sorted(set(values) - set(keys))
-        if unknown:
-            hints = {key: difflib.get_close_matches(key, keys, n=1) for key in unknown}
-            hint = "".join(f" (did you mean {match[0]!r}?)" for match in hints.values() if match)
-            raise ConfigError(f"unknown hyperparameter(s) {unknown} in {where}{hint}; valid keys: {', '.join(keys)}")
-        for key, value in values.items():
-            check_type(key, value, where)
-    dropped = (EXPLORATION_KEYS if noisy else ()) + (("n_steps",) if one_step else ())
-    entry = {key: value for key, value in entry.items() if key not in dropped}
-    merged = {**entry, **overrides}
+    unknown = sorted(set(values) - set(keys))
+    if unknown:
+        hints = {key: difflib.get_close_matches(key, keys, n=1) for key in unknown}
+        hint = "".join(f" (did you mean {match[0]!r}?)" for match in hints.values() if match)
+        raise ConfigError(f"unknown hyperparameter(s) {unknown} in {where}{hint}; valid keys: {', '.join(keys)}")
+    for key, value in values.items():
+        check_type(key, value, where)
+
+
+def explores_with_epsilon(hyperparams: dict[str, Any]) -> bool:
+    """Epsilon-greedy exploration: only without noisy nets, which explore by themselves."""
+    return not hyperparams.get("noisy", False)
+
+
+def n_step_on(hyperparams: dict[str, Any]) -> bool:
+    """n-step returns are on: ``n_steps`` is a switch (presets hold 1 or 3) and, when on, the n."""
+    return int(hyperparams.get("n_steps", 1)) > 1
+
+
+def apply_preset(
+    flags: dict[str, Any], entry: dict[str, Any], overrides: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """Constructor and run arguments of a run from its preset's component ``flags``, its config
+    ``entry`` and the ``-params`` ``overrides``. The only place these rules are decided:
+
+    - the preset sets the component flags: an entry that sets one against it is an error, so that an
+      entry cannot silently turn ``--algo rainbow`` into something else;
+    - ``-params`` win over both: an explicit choice, recorded in the run's config.yml;
+    - the entry's epsilon-greedy keys apply only to a run that explores with epsilon
+      (:func:`explores_with_epsilon`), and its ``n_steps`` (a tuned n) only to a run with n-step
+      returns on (:func:`n_step_on`); given as ``-params`` they always apply.
+
+    Counts written as floats become integers, ``train_freq`` lists become tuples and ``policy_kwargs``
+    are read (their classes imported)."""
+    against = {key: value for key, value in entry.items() if key in flags and _against(key, value, flags)}
+    if against:
+        listed = ", ".join(f"{key}: {value!r} (the preset: {flags[key]!r})" for key, value in against.items())
+        raise ConfigError(
+            f"{source} sets {listed} against the preset, which sets the component flags; remove it from the "
+            "entry, or pick the preset that has it (--algo), or give it with -params"
+        )
+    switched = {**flags, **{k: v for k, v in overrides.items() if k in flags}}
+    dropped = set() if explores_with_epsilon(switched) else set(EXPLORATION_KEYS)
+    if flags and not n_step_on(switched):
+        dropped.add("n_steps")
+    merged = {**flags, **{k: v for k, v in entry.items() if k not in dropped}, **overrides}
     for key in INTEGER_KEYS:
         if key in merged:
             merged[key] = as_integer(key, merged[key])
@@ -175,6 +198,15 @@ def resolve(
     if "policy_kwargs" in merged:
         merged["policy_kwargs"] = parse_policy_kwargs(merged["policy_kwargs"])
     return merged
+
+
+def _against(key: str, value: Any, flags: dict[str, Any]) -> bool:
+    """An entry's component flag contradicts its preset. ``n_steps`` is the n of a preset with n-step
+    returns on, so only a value that turns them off contradicts it; under a preset without them,
+    apply_preset drops the entry's n."""
+    if key == "n_steps":
+        return n_step_on(flags) and not n_step_on({key: value})
+    return value != flags[key]
 
 
 def check_type(key: str, value: Any, where: str) -> None:

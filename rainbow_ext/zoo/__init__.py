@@ -1,0 +1,41 @@
+"""The experiment layer under the commands: a small, typed rl-zoo3.
+
+- :mod:`~rainbow_ext.zoo.experiment`: the algorithm registry, :class:`RunConfig`, ``resolve_run``,
+  ``build_model`` and ``train_run`` (one run of ``python -m rainbow_ext.train``);
+- :mod:`~rainbow_ext.zoo.config`: config files in rl-zoo3's YAML layout, ``-params``, and
+  ``apply_preset``, the one place where a preset, a config entry and overrides combine;
+- :mod:`~rainbow_ext.zoo.tuning` and :mod:`~rainbow_ext.zoo.ablation`: Optuna studies and grids;
+- :mod:`~rainbow_ext.zoo.runs`: run folders, atomic writes, a clean stop on signals;
+- :mod:`~rainbow_ext.zoo.studies`: Optuna storage (SQLite, PostgreSQL);
+- :mod:`~rainbow_ext.zoo.stats` and :mod:`~rainbow_ext.zoo.ablation_report`: statistics and reports;
+- :mod:`~rainbow_ext.zoo.tracking`: Weights & Biases;
+- :mod:`~rainbow_ext.zoo.errors`: bad input and exit statuses.
+
+The commands (``python -m rainbow_ext.train|enjoy|tune|ablate``) only parse arguments and call these.
+"""
+
+from rainbow_ext.zoo.errors import UsageError
+from rainbow_ext.zoo.experiment import (
+    ALGOS,
+    RunConfig,
+    TrainOptions,
+    algo_class,
+    build_model,
+    prepare_run,
+    resolve_run,
+    train_run,
+    zoo_config,
+)
+
+__all__ = [
+    "ALGOS",
+    "RunConfig",
+    "TrainOptions",
+    "UsageError",
+    "algo_class",
+    "build_model",
+    "prepare_run",
+    "resolve_run",
+    "train_run",
+    "zoo_config",
+]

@@ -1,0 +1,33 @@
+"""One path from bad input to exit statuses for every command: each checks its input before it writes
+anything, and what that check raises is printed as ``error: <message>`` with exit status 2. Ctrl-C
+exits with 130."""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """Bad input: reported with exit status 2."""
+
+
+# What bad input raises on its way through configs, envs, storages and constructors.
+BAD_INPUT: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    OSError,
+    gym.error.Error,
+    ImportError,
+)
+
+
+def bad_input(error: BaseException) -> int:
+    """Report ``error`` (one of :data:`BAD_INPUT`, raised while checking a command's input)."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -1,0 +1,387 @@
+"""Hyperparameter studies of ``python -m rainbow_ext.tune``: rl-zoo3's optimize on Optuna.
+
+Each trial samples from the search space of its algo (``tuning/rainbow.py`` for every preset, whose
+component flags stay fixed; ``tuning/qrdqn.py``), trains on the config entry of the env with the
+sample merged in and ``-params`` over both, evaluates ``n_evaluations`` times and reports each to the
+pruner; its value is the last evaluation's mean return (averaged over ``seeds_per_trial`` seeds).
+Trials that diverge (NaN or infinite weights or returns) are pruned, never best. The study lives in
+a local SQLite file by default, or in a shared storage (PostgreSQL) that workers on several machines
+join; ``n_trials`` counts finished trials of the whole study.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from rainbow_ext.evaluation import EvalCallback
+from rainbow_ext.presets import PRESETS
+from rainbow_ext.zoo import config as cfg
+from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, resolve_run
+from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
+
+TUNING_DIR = Path(__file__).resolve().parents[2] / "tuning"
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "halving", "hyperband", "none")
+COUNTED = ("COMPLETE", "PRUNED")  # trial states that count toward --n-trials
+
+
+@dataclass
+class TuneOptions:
+    """A study and how its trials run (the tune command's flags; ``params`` are ``-params``, parsed)."""
+
+    algo: str = "rainbow"
+    env: str = "CartPole-v1"
+    n_trials: int = 100
+    n_jobs: int = 1
+    sampler: str = "tpe"
+    pruner: str = "median"
+    storage: str | None = None
+    study_name: str | None = None
+    n_startup_trials: int = 5
+    n_evaluations: int = 10
+    eval_episodes: int = 5
+    seeds_per_trial: int = 1
+    n_timesteps: int | None = None
+    seed: int = 0
+    folder: str | None = None
+    conf_file: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    plot: bool = False
+    track: bool = False
+    wandb_project_name: str = "rainbow_ext-tuning"
+    wandb_entity: str | None = None
+    heartbeat_interval: int = HEARTBEAT_SECONDS
+    grace_period: int = GRACE_SECONDS
+
+
+def search_space_file(algo: str) -> Path:
+    return TUNING_DIR / ("qrdqn.py" if algo == "qrdqn" else "rainbow.py")
+
+
+def load_search_space(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"rainbow_ext_tuning_{path.stem}", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ValueError(f"no search space file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_sampler(name: str, n_startup: int, seed: int) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(n_startup_trials=n_startup, seed=seed, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.CmaEsSampler(n_startup_trials=n_startup, seed=seed, warn_independent_sampling=False)
+
+
+def make_pruner(name: str, n_startup: int, n_evaluations: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup, n_warmup_steps=max(n_evaluations // 3, 0))
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(n_evaluations, 1), reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def merge(base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:
+    """The sample over the config entry; nested mappings (policy_kwargs) are merged, not replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in sampled.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class ReportingEval(EvalCallback):
+    """EvalCallback that reports each evaluation to the trial, prunes, and stops on divergence."""
+
+    def __init__(self, trial: Any, step_offset: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trial = trial
+        self.step_offset = step_offset
+        self.pruned = False
+        self.diverged = False
+        self.means: list[float] = []  # EvalCallback keeps its own history only with a log_path
+
+    def _on_step(self) -> bool:
+        continue_training = super()._on_step()
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            weights = [p for p in self.model.policy.parameters()]
+            if not math.isfinite(self.last_mean_reward) or not all(bool(p.isfinite().all()) for p in weights):
+                self.diverged = True
+                return False
+            self.means.append(self.last_mean_reward)
+            self.trial.report(self.last_mean_reward, self.step_offset + len(self.means))
+            if self.trial.should_prune():
+                self.pruned = True
+                return False
+        return continue_training
+
+
+def objective(trial: Any, setup: dict[str, Any]) -> float:
+    import optuna
+
+    run: RunConfig = setup["run"]
+    args = setup["args"]
+    if counted_trials(trial.study, before=trial.number) >= args.n_trials:
+        trial.set_user_attr("surplus", True)  # another worker finished the last trial first
+        raise optuna.TrialPruned("the study has its trials")
+    flags = {key: value for key, value in run.hyperparams.items() if key in PRESETS.get(run.algo, {})}
+    sampled = setup["space"].sample(trial, flags)
+    # the config entry, the sample over it, and -params over both (fixed for every trial)
+    hyperparams = merge(merge(run.hyperparams, sampled), setup["fixed"])
+    trial.set_user_attr("hyperparams", cfg.to_yaml_value(hyperparams))
+    finals = []
+    for index in range(args.seeds_per_trial):
+        seed = args.seed + index
+        final = train_one(trial, run, hyperparams, seed, index * args.n_evaluations, args, setup)
+        finals.append(final)
+    value = float(np.mean(finals))
+    if not math.isfinite(value):
+        raise optuna.TrialPruned("diverged: non-finite return")
+    return value
+
+
+def train_one(
+    trial: Any, run: RunConfig, hyperparams: dict[str, Any], seed: int, offset: int, args: TuneOptions, setup: dict
+) -> float:
+    import optuna
+
+    env = run.make_env(seed=seed)
+    eval_env = run.make_eval_env(n_envs=1, seed=seed + 10_000)
+    try:
+        model = build_model(run, env, args.device, verbose=0, seed=seed, hyperparams=hyperparams)
+        callback = ReportingEval(
+            trial,
+            offset,
+            eval_env=eval_env,
+            n_eval_episodes=args.eval_episodes,
+            eval_freq=max(run.n_timesteps // args.n_evaluations // run.n_envs, 1),
+            deterministic=True,
+            verbose=0,
+        )
+        callbacks: list[Any] = [callback]
+        if args.track:
+            from rainbow_ext.tracking import start_run
+
+            trial_dir = Path(setup["folder"]) / "trials" / f"trial_{trial.number}_seed_{seed}"
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            wandb_run, wandb_callback = start_run(
+                {"trial": trial.number, "seed": seed, "hyperparams": cfg.to_yaml_value(hyperparams)},
+                trial_dir,
+                args.wandb_project_name,
+                args.wandb_entity,
+                group=args.study_name,
+                name=f"{args.study_name}-trial-{trial.number}-seed-{seed}",
+            )
+            callbacks.append(wandb_callback)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a divergence
+                model.learn(run.n_timesteps, callback=callbacks)
+        except (ValueError, AssertionError, RuntimeError) as error:  # NaN in a distribution, a torch error
+            raise optuna.TrialPruned(f"diverged: {error}") from error
+        finally:
+            if args.track:
+                wandb_run.finish()
+        if callback.diverged:
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned("diverged: non-finite weights or returns")
+        if callback.pruned:
+            raise optuna.TrialPruned(f"pruned at evaluation {len(callback.means)}")
+        if not callback.means:
+            raise ValueError("no evaluation ran: raise -n or lower --n-evaluations")
+        return float(callback.last_mean_reward)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+def counted_trials(study: Any, before: int | None = None) -> int:
+    """Trials that count toward ``--n-trials``: finished ones (complete or pruned, surplus excluded),
+    plus, with ``before``, those still running that started before trial number ``before``."""
+    from optuna.trial import TrialState
+
+    finished = tuple(TrialState[name] for name in COUNTED)
+    count = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("surplus"):
+            continue
+        if trial.state in finished or (
+            before is not None and trial.state == TrialState.RUNNING and trial.number < before
+        ):
+            count += 1
+    return count
+
+
+def study_signature(run: RunConfig, space_file: Path) -> dict[str, Any]:
+    """What makes two studies the same search: algo, env, budget and the search space's source."""
+    return {
+        "algo": run.algo,
+        "env": run.env,
+        "n_timesteps": run.n_timesteps,
+        "search_space": space_file.name,
+        "search_space_sha256": hashlib.sha256(space_file.read_bytes()).hexdigest(),
+    }
+
+
+def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
+    import optuna
+
+    storage = open_storage(url, args.heartbeat_interval, args.grace_period)
+    sampler = make_sampler(args.sampler, args.n_startup_trials, args.seed)
+    pruner = make_pruner(args.pruner, args.n_startup_trials, args.n_evaluations)
+    try:
+        study = optuna.create_study(
+            study_name=args.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except ValueError as error:
+        raise ValueError(f"study {args.study_name!r}: {error}") from error
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ValueError(f"study {args.study_name!r} in {url} minimizes; this command maximizes the return")
+    saved = study.user_attrs.get("signature")
+    if saved is None:
+        study.set_user_attr("signature", signature)
+    elif saved != signature:
+        diff = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in signature.items() if saved.get(k) != v]
+        raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
+    return study
+
+
+def best_entry(study: Any, run: RunConfig) -> dict[str, Any]:
+    """The best trial's hyperparameters as a zoo_configs entry for ``train -conf``."""
+    best = study.best_trial
+    entry: dict[str, Any] = {"n_timesteps": run.n_timesteps, "policy": run.policy}
+    for key in ("n_envs", "frame_stack", "env_wrapper", "env_kwargs"):
+        value = getattr(run, key)
+        if value not in (None, {}, 1) or key == "n_envs":
+            entry[key] = value
+    flags = PRESETS.get(run.algo, {})
+    for key, value in best.user_attrs["hyperparams"].items():
+        # The preset sets its component switches; n is a tuned value, not a switch, when n-step is on
+        # (apply_preset drops an entry's n_steps for presets without n-step returns).
+        if key not in flags or (key == "n_steps" and cfg.n_step_on(flags)):
+            entry[key] = value
+    return {run.env: entry}
+
+
+def write_plots(study: Any, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna's matplotlib plots are marked experimental
+        for name, plot in (
+            ("optimization_history", ovm.plot_optimization_history),
+            ("param_importances", ovm.plot_param_importances),
+            ("parallel_coordinate", ovm.plot_parallel_coordinate),
+        ):
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError, ZeroDivisionError) as error:  # e.g. importances of one trial
+                print(f"--plot: no {name} ({error})")
+                continue
+            figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
+            figure.tight_layout()
+            figure.savefig(folder / f"{name}.png", dpi=110)
+            plt.close(figure)
+            written.append(folder / f"{name}.png")
+    return written
+
+
+def prepare(args: TuneOptions) -> tuple[RunConfig, Path, str, Any, ModuleType]:
+    """Everything that can fail on bad input, before the study's folder is written."""
+    check_algo(args.algo)
+    if args.n_trials < 1:
+        raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
+    for name in ("n_jobs", "n_evaluations", "eval_episodes", "seeds_per_trial"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    run = resolve_run(args.algo, args.env, args.params, args.conf_file, n_timesteps=args.n_timesteps)
+    run.make_env().close()  # the env exists and has discrete actions
+    args.study_name = args.study_name or f"{args.algo}-{runs.env_folder_name(args.env)}"
+    folder = Path(args.folder) if args.folder else Path("logs") / "tuning" / args.study_name
+    runs.check_writable(folder)
+    space_file = search_space_file(args.algo)
+    space = load_search_space(space_file)
+    url = args.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    if args.storage is None:
+        folder.mkdir(parents=True, exist_ok=True)
+    study = open_study(args, url, study_signature(run, space_file))
+    return run, folder, url, study, space
+
+
+def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: Any, space: ModuleType) -> int:
+    """Run trials until the study has ``n_trials`` finished ones, then write the best entry."""
+    import optuna
+
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    print(f"study {args.study_name!r} on {url}: {counted_trials(study)} of {args.n_trials} trials finished")
+    fixed = {key: value for key, value in run.hyperparams.items() if key in args.params}  # -params, resolved
+    setup = {"run": run, "args": args, "space": space, "folder": str(folder), "fixed": fixed}
+    stop_at_total = optuna.study.MaxTrialsCallback(
+        args.n_trials, states=tuple(optuna.trial.TrialState[s] for s in COUNTED)
+    )
+    try:
+        if counted_trials(study) < args.n_trials:
+            study.optimize(
+                lambda trial: objective(trial, setup),
+                n_trials=args.n_trials,
+                n_jobs=args.n_jobs,
+                callbacks=[stop_at_total],
+                catch=(ValueError,),
+            )
+    except KeyboardInterrupt:
+        print("interrupted: the study keeps its finished trials; rerun to continue", file=sys.stderr)
+    return report(study, run, folder, args)
+
+
+def report(study: Any, run: RunConfig, folder: Path, args: TuneOptions) -> int:
+    from optuna.trial import TrialState
+
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    print(f"{len(completed)} complete, {len([t for t in pruned if not t.user_attrs.get('surplus')])} pruned")
+    if not completed:
+        print("no complete trial yet: no best hyperparameters")
+        return 0
+    best = study.best_trial
+    entry = best_entry(study, run)
+    runs.write_yaml(folder / "best.yml", entry)
+    print(f"best trial {best.number}: mean return {best.value:.2f}; entry written to {folder / 'best.yml'}")
+    print(f"train it: python -m rainbow_ext.train --algo {run.algo} --env {run.env} -conf {folder / 'best.yml'}")
+    if args.plot:
+        for path in write_plots(study, folder):
+            print(f"wrote {path}")
+    return 0
