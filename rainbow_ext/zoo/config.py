@@ -23,13 +23,26 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "zoo_configs"
+
+
+def shipped_folder(package: str, top_level: str) -> Path:
+    """A folder that ships inside rainbow_ext as ``package`` (``rainbow_ext.zoo_configs``,
+    ``rainbow_ext.tuning``); from a source checkout used without installing (on ``PYTHONPATH``), the
+    repository's top-level folder ``top_level`` that it is built from."""
+    try:
+        return Path(str(resources.files(package)))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / top_level
+
+
+CONFIG_DIR = shipped_folder("rainbow_ext.zoo_configs", "zoo_configs")
 
 # Keys of an entry that configure the run rather than the algorithm's constructor.
 RUN_KEYS = ("n_timesteps", "policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs", "eval_max_steps")

@@ -31,7 +31,7 @@ from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, resolve_run
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
-TUNING_DIR = Path(__file__).resolve().parents[2] / "tuning"
+TUNING_DIR = cfg.shipped_folder("rainbow_ext.tuning", "tuning")
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "halving", "hyperband", "none")
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that count toward --n-trials
