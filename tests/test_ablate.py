@@ -12,7 +12,15 @@ import pytest
 from scipy import stats as scipy_stats
 
 from rainbow_ext.ablate import main
-from rainbow_ext.zoo.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
+from rainbow_ext.zoo.stats import (
+    human_normalized,
+    iqm,
+    mean_ci,
+    performance_profile,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
 
 TINY = ["--variants", "dqn,rainbow", "--seeds", "2", "-n", "200", "--eval-freq", "100", "--eval-episodes", "2"]
 TINY += ["-params", "train_freq:16", "gradient_steps:2", "learning_starts:100"]
@@ -48,6 +56,44 @@ def test_stratified_bootstrap() -> None:
     intervals = [stratified_bootstrap_ci(rng.normal(size=30), np.mean, reps=500, seed=i)[1:] for i in range(200)]
     covered = [low <= 0.0 <= high for low, high in intervals]
     assert scipy_stats.binomtest(sum(covered), 200, 0.95).pvalue > 1e-3
+
+
+def test_probability_of_improvement() -> None:
+    # closed forms: every run of x above every run of y; identical runs; one of two pairs won
+    assert probability_of_improvement([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert probability_of_improvement([1.0, 2.0], [3.0, 4.0]) == 0.0
+    assert probability_of_improvement([2.0, 2.0], [2.0, 2.0]) == 0.5  # ties count half
+    assert probability_of_improvement([1.0, 3.0], [2.0]) == 0.5
+    # two tasks of very different scales: each task counts alike, whatever its scale
+    x, y = np.array([[1.0, 1000.0], [2.0, 3000.0]]), np.array([[0.0, 2000.0], [5.0, 4000.0]])
+    assert probability_of_improvement(x, y) == pytest.approx(((2 / 4) + (1 / 4)) / 2)
+    # per task it is Mann-Whitney's U / (n m), ties included
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 6, size=7).astype(float), rng.integers(0, 6, size=5).astype(float)
+    u = scipy_stats.mannwhitneyu(a, b).statistic
+    assert probability_of_improvement(a, b) == pytest.approx(u / (a.size * b.size))
+    assert probability_of_improvement(a, b) + probability_of_improvement(b, a) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same tasks"):
+        probability_of_improvement(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def test_probability_of_improvement_interval() -> None:
+    # x above y in every resample: a degenerate interval at 1
+    assert probability_of_improvement_ci([5.0, 6.0, 7.0], [1.0, 2.0]) == (1.0, 1.0, 1.0)
+    # two samples from one distribution: 0.5 inside the interval about 95% of the time
+    rng = np.random.default_rng(2)
+    covered = []
+    for i in range(150):
+        _, low, high = probability_of_improvement_ci(
+            rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), reps=400, seed=i
+        )
+        covered.append(low <= 0.5 <= high)
+    assert scipy_stats.binomtest(sum(covered), 150, 0.95).pvalue > 1e-3
+
+
+def test_performance_profile() -> None:
+    scores = np.array([[0.0, 1.0], [2.0, 3.0]])
+    assert performance_profile(scores, [-1.0, 0.0, 1.5, 3.0]).tolist() == [1.0, 0.75, 0.5, 0.0]
 
 
 def test_human_normalized_scores() -> None:
@@ -89,6 +135,12 @@ def test_tiny_grid_end_to_end_and_rerun(tmp_path: Path, capsys) -> None:
     report = (folder / "report.md").read_text()
     assert "| CartPole-v1 | dqn | 2 |" in report and "| CartPole-v1 | rainbow | 2 |" in report
     assert "![learning curves](curves.png)" in report and "runs finished: 4 of 4" in report
+    (improved,) = read_csv(folder / "improvement.csv")
+    rainbow = [float(f["final_return"]) for f in finals if f["variant"] == "rainbow"]
+    dqn = [float(f["final_return"]) for f in finals if f["variant"] == "dqn"]
+    assert (improved["env"], improved["variant"]) == ("CartPole-v1", "dqn")
+    assert float(improved["p_improvement"]) == pytest.approx(probability_of_improvement(rainbow, dqn))
+    assert "P(rainbow > variant)" in report and "| CartPole-v1 | dqn |" in report
     for name in ("curves.png", "final_scores.png"):
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(finished_trials(folder)) == 4

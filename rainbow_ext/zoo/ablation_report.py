@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from rainbow_ext.envs.make import env_family
-from rainbow_ext.zoo.stats import human_normalized, iqm, mean_ci, stratified_bootstrap_ci
+from rainbow_ext.zoo.stats import (
+    human_normalized,
+    iqm,
+    mean_ci,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+)
 
 
 def collect(study: Any) -> list[dict[str, Any]]:
@@ -61,6 +67,32 @@ def summarize(finished: list[dict[str, Any]], variants: list[str], envs: list[st
                 matrix = np.stack(columns, axis=1)  # [runs, games]: stratified over games
                 row = summary_row("all (human-normalized)", variant, matrix)
                 rows.append(row)
+    return rows
+
+
+REFERENCE = "rainbow"  # the variant the others are compared with
+
+
+def improvements(finished: list[dict[str, Any]], variants: list[str], envs: list[str]) -> list[dict[str, Any]]:
+    """P(rainbow > variant) of final returns, with a 95% stratified bootstrap interval, per env and,
+    when every env has the same number of runs of both, over all envs (each env a task: the
+    statistic compares runs within a task, so returns of different scales need no normalizing)."""
+    if REFERENCE not in variants:
+        return []
+
+    def finals(variant: str, env_id: str) -> np.ndarray:
+        return np.array([r["curve"][-1][1] for r in finished if r["env"] == env_id and r["variant"] == variant])
+
+    rows = []
+    for variant in (v for v in variants if v != REFERENCE):
+        pairs = [(finals(REFERENCE, env_id), finals(variant, env_id)) for env_id in envs]
+        tasks = [(env_id, x, y) for env_id, (x, y) in zip(envs, pairs, strict=True) if x.size and y.size]
+        if len(envs) > 1 and len(tasks) == len(envs) and len({(x.size, y.size) for _, x, y in tasks}) == 1:
+            x, y = (np.stack([t[i] for t in tasks], axis=1) for i in (1, 2))
+            tasks.append((f"all ({len(envs)} envs)", x, y))
+        for env_id, x, y in tasks:
+            point, low, high = probability_of_improvement_ci(x, y)
+            rows.append({"env": env_id, "variant": variant, "p_improvement": point, "ci_low": low, "ci_high": high})
     return rows
 
 
@@ -186,7 +218,9 @@ def write_report(study: Any, folder: Path) -> list[Path]:
     if any("hns_iqm" in row for row in summary):
         fields += ["hns_mean", "hns_mean_ci_low", "hns_mean_ci_high", "hns_iqm", "hns_iqm_ci_low", "hns_iqm_ci_high"]
     write_csv(folder / "summary.csv", summary, fields)
-    written = [folder / "curves.csv", folder / "final_scores.csv", folder / "summary.csv"]
+    improved = improvements(finished, variants, envs)
+    write_csv(folder / "improvement.csv", improved, ["env", "variant", "p_improvement", "ci_low", "ci_high"])
+    written = [folder / "curves.csv", folder / "final_scores.csv", folder / "summary.csv", folder / "improvement.csv"]
     if finished:
         plot_curves(finished, variants, envs, folder / "curves.png")
         plot_finals(summary, variants, envs, folder / "final_scores.png")
@@ -210,6 +244,20 @@ def write_report(study: Any, folder: Path) -> list[Path]:
         markdown_table(summary),
         "",
     ]
+    if improved:
+        report += [
+            f"Probability of improvement P({REFERENCE} > variant): the chance that a {REFERENCE} run beats a run of",
+            "the variant on the same env, ties counting half (Agarwal et al. 2021), with a 95% stratified",
+            "bootstrap interval. 0.5: no difference; above 0.5: the component helps.",
+            "",
+            "| env | variant | P(improvement) [95% CI] |",
+            "|---|---|---|",
+            *(
+                f"| {r['env']} | {r['variant']} | {r['p_improvement']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] |"
+                for r in improved
+            ),
+            "",
+        ]
     if finished:
         report += ["![learning curves](curves.png)", "", "![final scores](final_scores.png)", ""]
     (folder / "report.md").write_text("\n".join(report))

@@ -31,7 +31,6 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
 
-
 def shipped_folder(package: str, top_level: str) -> Path:
     """A folder that ships inside rainbow_ext as ``package`` (``rainbow_ext.zoo_configs``,
     ``rainbow_ext.tuning``); from a source checkout used without installing (on ``PYTHONPATH``), the

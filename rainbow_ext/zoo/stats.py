@@ -1,11 +1,15 @@
 """Statistics for few-seed RL results (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
 Precipice"): the interquartile mean (IQM) with stratified-bootstrap confidence intervals, beside the
-mean with a Student-t interval, and human-normalized Atari scores.
+mean with a Student-t interval; the probability of improvement of one algorithm over another;
+performance profiles (run-score distributions); and human-normalized Atari scores.
 
-rliable, the paper's package, does not import with current pandas/arch releases, so its two methods
-used here are implemented directly: IQM is the 25%-trimmed mean of all runs of all tasks, and the
-stratified bootstrap resamples runs with replacement within each task (column), independently, and
-takes percentile intervals.
+The paper's own package, rliable 1.2.0, is not a dependency: it does not import with pandas 3 (through
+arch 7.x), its pin keeps arch below 8 (with which its bootstrap fails), and it would pull statsmodels
+and an older pandas into every install. Its methods are a few lines of numpy each, implemented here
+and tested against closed forms: IQM is the 25%-trimmed mean of all runs of all tasks; the stratified
+bootstrap resamples runs with replacement within each task (column), independently, and takes
+percentile intervals; the probability of improvement is the Mann-Whitney U statistic per task,
+normalized and averaged over tasks.
 """
 
 from __future__ import annotations
@@ -56,6 +60,57 @@ def stratified_bootstrap_ci(
     alpha = (1 - confidence) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return statistic(x), float(low), float(high)
+
+
+def _as_matrix(scores: np.ndarray) -> np.ndarray:
+    """``[runs, tasks]`` as float64 (one task for a vector of runs)."""
+    x = np.asarray(scores, dtype=np.float64)
+    return x[:, None] if x.ndim == 1 else x
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y): the probability that a run of algorithm X scores above a run of Y on a task drawn at
+    random, ties counting half (Agarwal et al. 2021, section 4.3). Per task it is the Mann-Whitney U
+    statistic of X's runs against Y's, divided by ``n_x n_y``; then the mean over tasks.
+
+    :param x: ``[runs of X, tasks]`` (or a vector of runs: one task)
+    :param y: ``[runs of Y, tasks]``, the same tasks in the same order
+    """
+    x, y = _as_matrix(x), _as_matrix(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must hold the same tasks, got {x.shape[1]} and {y.shape[1]} columns")
+    return float(_improvement(x[None], y[None])[0])
+
+
+def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`probability_of_improvement` of stacks ``[samples, runs, tasks]``: one value per sample."""
+    pairs = x[:, :, None, :] - y[:, None, :, :]  # [samples, runs of X, runs of Y, tasks]
+    per_task = (pairs > 0).mean(axis=(1, 2)) + 0.5 * (pairs == 0).mean(axis=(1, 2))
+    return per_task.mean(axis=-1)
+
+
+def probability_of_improvement_ci(
+    x: np.ndarray, y: np.ndarray, confidence: float = 0.95, reps: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(P(X > Y), low, high)``: a percentile interval from ``reps`` stratified bootstrap resamples,
+    X's and Y's runs resampled independently within each task."""
+    x, y = _as_matrix(x), _as_matrix(y)
+    point = probability_of_improvement(x, y)
+    rng = np.random.default_rng(seed)
+    resampled = [
+        np.take_along_axis(m[None], rng.integers(0, m.shape[0], size=(reps, *m.shape)), axis=1) for m in (x, y)
+    ]
+    values = _improvement(*resampled)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return point, float(low), float(high)
+
+
+def performance_profile(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The run-score distribution (Agarwal et al. 2021, section 4.2): for each threshold tau, the
+    fraction of all runs of all tasks that score above tau."""
+    flat = np.asarray(scores, dtype=np.float64).ravel()
+    return (flat[:, None] > np.asarray(thresholds, dtype=np.float64)[None, :]).mean(axis=0)
 
 
 @cache
