@@ -16,6 +16,7 @@ import numpy as np
 
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.errors import BAD_INPUT, bad_input
 from rainbow_ext.zoo.experiment import ALGOS, algo_class, check_algo
 
 
@@ -75,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             video_folder=str(video_folder) if args.record_video else None,
         )
         model = algo_class(args.algo).load(path, device=args.device)
-    except (ValueError, TypeError, gym.error.Error, ImportError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as error:
+        return bad_input(error)
 
     print(f"{path} on {args.env}, {args.n_episodes} episodes, {'stochastic' if args.stochastic else 'greedy'}")
     returns, lengths = [], []
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 lengths.append(infos[0]["episode"]["l"])
                 print(f"episode {len(returns)}: return {returns[-1]:.2f}, length {lengths[-1]}")
     except gym.error.DependencyNotInstalled as error:  # rendering for --record-video
-        print(f'error: {error} (pip install -e ".[video]")', file=sys.stderr)
-        return 2
+        return bad_input(type(error)(f'{error} (pip install -e ".[video]")'))
     finally:
         env.close()
     print(f"mean return {np.mean(returns):.2f} +/- {np.std(returns):.2f} over {len(returns)} episodes")

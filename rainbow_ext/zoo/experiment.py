@@ -262,7 +262,6 @@ def prepare_run(
     """Everything that can fail on bad input, before anything is written: the run (resolved, or
     read from the folder of the model ``options.trained_agent`` continues) and its model.
     ``run_flags`` are :func:`resolve_run`'s keyword arguments."""
-    check_algo(algo)
     check_eval_max_steps(run_flags.get("eval_max_steps"))
     runs.check_writable(options.log_folder)
     if options.run_dir is not None:
@@ -279,6 +278,7 @@ def prepare_run(
         raise UsageError(f"-i {path}: no such file")
     run_dir = path.parent if (path.parent / runs.CONFIG_FILE).exists() else None
     if run_dir is not None:
+        check_algo(algo)
         run = run_from_folder(run_dir, path, algo, env, **run_flags)
     else:
         run = resolve_run(algo, env, params, conf_file, **run_flags)
