@@ -3,9 +3,11 @@
 from rainbow_ext.envs.ale_vec_env import AleVecEnv
 from rainbow_ext.envs.atari import atari_ids_by_game, atari_rom, is_atari_id, make_atari_vec_env, stack_frames
 from rainbow_ext.envs.minatar import MinAtarObservation, make_minatar_env, minatar_ids, register_minatar
+from rainbow_ext.envs.resolve import EnvResolution, resolve_env_id
 
 __all__ = [
     "AleVecEnv",
+    "EnvResolution",
     "MinAtarObservation",
     "atari_ids_by_game",
     "atari_rom",
@@ -14,5 +16,6 @@ __all__ = [
     "make_minatar_env",
     "minatar_ids",
     "register_minatar",
+    "resolve_env_id",
     "stack_frames",
 ]

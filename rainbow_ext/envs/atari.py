@@ -7,7 +7,6 @@ layout: ``(n_envs, n_stack, 84, 84)`` uint8, channel-first.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, Literal, SupportsFloat
 
@@ -18,58 +17,40 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecTransposeImage
 
+from rainbow_ext.envs.resolve import register_ale, registry_index, resolve_env_id, unknown_atari_game_message
+
 VecEnvKind = Literal["dummy", "subproc", "ale"]
 VEC_ENV_KINDS = ("dummy", "subproc", "ale")
 
 
-def register_ale() -> None:
-    """Register the ``ALE/...`` and ``...-v4`` ids with gymnasium (ale-py ships the ROMs)."""
-    try:
-        import ale_py
-    except ImportError as error:  # pragma: no cover - ale-py is a dependency of the atari extra
-        raise ImportError('Atari needs ale-py: pip install "rainbow_ext[atari]"') from error
-    gym.register_envs(ale_py)
+def check_vec_env(vec_env: str, n_envs: int) -> None:
+    """ValueErrors for a vec_env that is none of :data:`VEC_ENV_KINDS` and for fewer than one env."""
+    if vec_env not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
 
 
 def atari_ids_by_game() -> dict[str, list[str]]:
     """Every registered ALE gymnasium id, grouped by ROM name (``"breakout"``)."""
     register_ale()
-    games: dict[str, list[str]] = {}
-    for env_id, spec in gym.registry.items():
-        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("ale_py") and "game" in spec.kwargs:
-            games.setdefault(spec.kwargs["game"], []).append(env_id)
-    return games
-
-
-def _game_key(name: str) -> str:
-    """``"ALE/MsPacman-v5"``, ``"MsPacmanNoFrameskip-v4"``, ``"ms_pacman"`` -> ``"mspacman"``."""
-    name = name.split("/")[-1].split("-v")[0].removesuffix("NoFrameskip").removesuffix("Deterministic")
-    return name.replace("_", "").lower()
+    return {rom: list(ids) for rom, ids in registry_index().atari_games.items()}
 
 
 def atari_rom(env_id: str) -> str:
     """The ROM name (``"breakout"``) of an ALE gymnasium id or ROM name. An id that does not exist
     is a ValueError naming the ids that exist for that game, or the closest games."""
-    games = atari_ids_by_game()
-    for rom, ids in games.items():
-        if env_id == rom or env_id in ids:
-            return rom
-    by_key = {_game_key(rom): rom for rom in games}
-    rom = by_key.get(_game_key(env_id))
-    if rom is not None:
-        raise ValueError(f"unknown Atari env id {env_id!r}; the ids for {rom!r} are: {', '.join(sorted(games[rom]))}")
-    close = difflib.get_close_matches(_game_key(env_id), list(by_key), n=5, cutoff=0.6)
-    hint = f"; closest games: {', '.join(by_key[key] for key in close)}" if close else ""
-    raise ValueError(f"unknown Atari game {env_id!r} ({len(games)} games are installed){hint}")
+    register_ale()
+    resolved = resolve_env_id(env_id)
+    if resolved.family != "atari" or resolved.rom is None:
+        raise ValueError(unknown_atari_game_message(env_id))
+    resolved.check()
+    return resolved.rom
 
 
 def is_atari_id(env_id: str) -> bool:
     """True for ids that name an ALE game (registered or not, e.g. a misspelt version)."""
-    try:
-        atari_rom(env_id)
-    except ValueError as error:
-        return "the ids for" in str(error)
-    return True
+    return resolve_env_id(env_id).family == "atari"
 
 
 def make_atari_vec_env(
@@ -113,10 +94,7 @@ def make_atari_vec_env(
     :param video_folder: record every episode of the first env there (gymnasium's RecordVideo around
         the game itself, so a video shows a whole game); SB3's path only
     """
-    if vec_env not in VEC_ENV_KINDS:
-        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
-    if n_envs < 1:
-        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    check_vec_env(vec_env, n_envs)
     rom = atari_rom(env_id)
     if max_episode_frames < 1:
         raise ValueError(f"max_episode_frames must be >= 1, got {max_episode_frames}")

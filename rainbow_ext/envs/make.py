@@ -2,52 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from rainbow_ext.envs.atari import (
-    VEC_ENV_KINDS,
-    atari_rom,
-    is_atari_id,
-    make_atari_vec_env,
-    record_video,
-    stack_frames,
-)
-from rainbow_ext.envs.minatar import MINATAR_PREFIX, make_minatar_env, minatar_ids
-
-EnvFamily = Literal["atari", "minatar"]
+from rainbow_ext.envs.atari import check_vec_env, make_atari_vec_env, record_video, stack_frames
+from rainbow_ext.envs.minatar import make_minatar_env
+from rainbow_ext.envs.resolve import EnvFamily, resolve_env_id
 
 
 def env_family(env_id: str) -> EnvFamily | None:
     """``"atari"`` for ALE ids and ROM names, ``"minatar"`` for ``MinAtar/...``, else None."""
-    if env_id.startswith(MINATAR_PREFIX):
-        return "minatar"
-    try:
-        return "atari" if is_atari_id(env_id) else None
-    except ImportError:  # no ale-py: nothing is Atari
-        return None
+    return resolve_env_id(env_id).family
 
 
 def check_env_id(env_id: str) -> None:
     """A ValueError for an env id that does not exist, naming the closest ones."""
-    family = env_family(env_id)
-    if family == "atari":
-        atari_rom(env_id)  # raises with the ids of that game
-        return
-    if family == "minatar":
-        if env_id not in minatar_ids():
-            raise ValueError(f"unknown MinAtar env id {env_id!r}; valid: {', '.join(minatar_ids())}")
-        return
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.6)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown env id {env_id!r}{hint}")
+    resolve_env_id(env_id).check()
 
 
 def _wrapper_class(env_wrapper: Any) -> Any:
@@ -92,12 +67,10 @@ def make_env(
     so a video is a whole game). ``max_episode_steps`` cuts episodes (Atari: whole games) after that
     many agent steps, as a truncation, below any limit of their own. Errors are ValueErrors that name
     the problem."""
-    if vec_env not in VEC_ENV_KINDS:
-        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {vec_env!r}")
-    if n_envs < 1:
-        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
-    check_env_id(env_id)
-    family = env_family(env_id)
+    check_vec_env(vec_env, n_envs)
+    resolved = resolve_env_id(env_id)
+    resolved.check()
+    family = resolved.family
     env_kwargs = dict(env_kwargs or {})
     if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
         raise ValueError(f"max_episode_steps must be an integer >= 1, got {max_episode_steps!r}")

@@ -15,23 +15,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-MINATAR_PREFIX = "MinAtar/"
-
-
-def register_minatar() -> None:
-    """Register the ``MinAtar/...`` ids with gymnasium (idempotent)."""
-    if any(env_id.startswith(MINATAR_PREFIX) for env_id in gym.registry):
-        return
-    try:
-        import minatar.gym
-    except ImportError as error:  # pragma: no cover - minatar is a dependency of the atari extra
-        raise ImportError('MinAtar needs the minatar package: pip install "rainbow_ext[atari]"') from error
-    minatar.gym.register_envs()
+from rainbow_ext.envs.resolve import (
+    MINATAR_PREFIX,
+    register_minatar,
+    registry_index,
+    resolve_env_id,
+    unknown_minatar_message,
+)
 
 
 def minatar_ids() -> list[str]:
     register_minatar()
-    return sorted(env_id for env_id in gym.registry if env_id.startswith(MINATAR_PREFIX))
+    return list(registry_index().minatar_ids)
 
 
 class MinAtarObservation(gym.ObservationWrapper):
@@ -51,7 +46,8 @@ class MinAtarObservation(gym.ObservationWrapper):
 
 def make_minatar_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id)`` for a MinAtar id, channel-first. An unknown id names the valid ones."""
-    ids = minatar_ids()
-    if env_id not in ids:
-        raise ValueError(f"unknown MinAtar env id {env_id!r}; valid: {', '.join(ids)}")
+    if not env_id.startswith(MINATAR_PREFIX):
+        register_minatar()
+        raise ValueError(unknown_minatar_message(env_id))
+    resolve_env_id(env_id).check()
     return MinAtarObservation(gym.make(env_id, **kwargs))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rainbow_ext.envs.make import env_family
+from rainbow_ext.envs.resolve import resolve_env_id
 from rainbow_ext.zoo.stats import (
     human_normalized,
     iqm,
@@ -34,11 +34,12 @@ def collect(study: Any) -> list[dict[str, Any]]:
 
 
 def atari_game(env_id: str) -> str | None:
-    if env_family(env_id) != "atari":
+    """The ROM of an Atari id, None for any other family; an Atari id that does not exist is a ValueError."""
+    resolved = resolve_env_id(env_id)
+    if resolved.family != "atari":
         return None
-    from rainbow_ext.envs.atari import atari_rom
-
-    return atari_rom(env_id)
+    resolved.check()
+    return resolved.rom
 
 
 def summarize(finished: list[dict[str, Any]], variants: list[str], envs: list[str]) -> list[dict[str, Any]]:
