@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rainbow_ext.zoo.ablation import DEFAULT_VARIANTS, make_grid, prepare, run_ablation
+from rainbow_ext.zoo.ablation import DEFAULT_VARIANTS, conf_file_map, make_grid, prepare, run_ablation
 from rainbow_ext.zoo.errors import BAD_INPUT, UsageError, bad_input
 
 
@@ -44,6 +44,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in the folder)")
     p.add_argument("--study-name", default="ablation")
     p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="for every run")
+    p.add_argument(
+        "-conf",
+        "--conf-file",
+        action="append",
+        default=[],
+        metavar="[ALGO=]FILE",
+        help="config file of ALGO (repeatable), or of every preset without ALGO= (default: the shipped ones)",
+    )
     p.add_argument("--report-only", action="store_true", help="write the results of the finished runs and stop")
     p.add_argument("--track", action="store_true", help="wandb runs grouped by variant, tagged with their flags")
     p.add_argument("--wandb-project-name", default="rainbow_ext-ablation")
@@ -58,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs < 1:
             raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
         variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        conf_files = conf_file_map(args.conf_file, variants)
         grid = make_grid(
             variants,
             args.env or ["CartPole-v1"],
@@ -66,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             args.eval_freq,
             args.eval_episodes,
             args.hyperparams,
+            conf_files,
         )
         url, study = prepare(grid, folder, args.storage, args.study_name)
     except BAD_INPUT as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import yaml
 from scipy import stats as scipy_stats
 
 from rainbow_ext.ablate import main
@@ -210,12 +211,34 @@ def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
         (["--variants", "rainbow,rainbow-no-everything"], "unknown variant(s) ['rainbow-no-everything']; valid: dqn"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+        (["-conf", "qrdqn=x.yml"], "a config file for 'qrdqn', which is not a variant of the grid"),
+        (["-conf", "no-such-file.yml"], "config file no-such-file.yml (for rainbow) does not exist"),
     ],
 )
 def test_bad_input(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert main([*argv, "-f", str(tmp_path / "ablation")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "ablation").exists()
+
+
+def test_baselines_and_their_own_config_files_in_one_grid(tmp_path: Path) -> None:
+    """SB3's DQN runs beside a preset, each algo from its own config file (as the benchmarks do)."""
+    conf = tmp_path / "rainbow.yml"
+    conf.write_text("CartPole-v1:\n  learning_starts: 50\n  train_freq: 16\n  v_max: 7.0\n")
+    folder = tmp_path / "ablation"
+    argv = ["--variants", "rainbow,sb3-dqn", "--seeds", "1", "-n", "100", "--eval-freq", "100", "--eval-episodes", "1"]
+    assert main([*argv, "-conf", f"rainbow={conf}", "-f", str(folder)]) == 0
+    configs = {
+        v: yaml.safe_load((folder / "runs" / v / "CartPole-v1" / "seed_0" / "config.yml").read_text())
+        for v in ("rainbow", "sb3-dqn")
+    }
+    assert (
+        configs["rainbow"]["source"] == f"{conf}['CartPole-v1']" and configs["rainbow"]["hyperparams"]["v_max"] == 7.0
+    )
+    assert configs["sb3-dqn"]["source"].endswith("sb3_dqn.yml['CartPole-v1']")
+    assert configs["sb3-dqn"]["hyperparams"]["target_update_interval"] == 10  # rl-zoo3's tuned DQN entry
+    assert "double_q" not in configs["sb3-dqn"]["hyperparams"]  # SB3's DQN: no Rainbow arguments
+    assert all("seconds" in t.user_attrs for t in finished_trials(folder))
 
 
 def test_a_folder_with_another_grid_is_refused(tmp_path: Path, capsys) -> None:

@@ -259,10 +259,10 @@ def test_bad_input_exit_status_from_the_shell(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no runs of rainbow on CartPole-v1" in result.stderr
 
 
-@pytest.mark.parametrize("config_file", ["rainbow.yml", "qrdqn.yml"])
+@pytest.mark.parametrize("config_file", ["rainbow.yml", "qrdqn.yml", "sb3_dqn.yml"])
 def test_every_zoo_config_entry_is_valid(config_file: str) -> None:
     """Every entry passes the typed checks for its algo, and its policy_kwargs import."""
-    algo = "qrdqn" if config_file == "qrdqn.yml" else "rainbow"
+    algo = {"qrdqn.yml": "qrdqn", "sb3_dqn.yml": "sb3-dqn"}.get(config_file, "rainbow")
     entries = cfg.load_entries(cfg.CONFIG_DIR / config_file)
     assert {"default", "atari", "minatar", "CartPole-v1", "Acrobot-v1", "LunarLander-v3"} <= set(entries)
     assert {f"MinAtar/{game}-v1" for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")} <= set(

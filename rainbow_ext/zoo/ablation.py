@@ -27,7 +27,7 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import EXIT_INTERRUPTED, UsageError
-from rainbow_ext.zoo.experiment import TrainOptions, prepare_run, train_run
+from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, train_run
 from rainbow_ext.zoo.studies import open_storage
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")
@@ -45,13 +45,16 @@ class Grid:
     eval_freq: int
     eval_episodes: int
     params: list[str] = field(default_factory=list)
+    conf_files: dict[str, str] = field(default_factory=dict)  # algo -> config file (default: the shipped one)
 
     def points(self) -> list[dict[str, Any]]:
         return [{"variant": v, "env": e, "seed": s} for v in self.variants for e in self.envs for s in self.seeds]
 
     def differences(self, other: dict[str, Any]) -> list[str]:
+        """What differs from a saved grid (one saved before a field existed has that field's default)."""
         mine = asdict(self)
-        return [f"{key}: {other.get(key)!r} there, {mine[key]!r} here" for key in mine if other.get(key) != mine[key]]
+        theirs = {**asdict(Grid([], [], [], None, 0, 0)), **other}
+        return [f"{key}: {theirs[key]!r} there, {mine[key]!r} here" for key in mine if theirs[key] != mine[key]]
 
 
 def make_grid(
@@ -62,11 +65,13 @@ def make_grid(
     eval_freq: int,
     eval_episodes: int,
     params: list[str],
+    conf_files: dict[str, str] | None = None,
 ) -> Grid:
-    """The grid, checked: known presets without repeats, existing envs, at least one seed."""
-    unknown = [v for v in variants if v not in PRESETS]
+    """The grid, checked: known algos (presets or baselines) without repeats, existing envs, at least
+    one seed, readable ``-params``, config files for algos of the grid that exist."""
+    unknown = [v for v in variants if v not in ALGOS]
     if unknown or not variants:
-        raise UsageError(f"unknown variant(s) {unknown}; valid: {', '.join(PRESETS)}")
+        raise UsageError(f"unknown variant(s) {unknown}; valid: {', '.join(ALGOS)}")
     if len(set(variants)) != len(variants):
         raise UsageError(f"variants repeat: {variants}")
     if seeds < 1:
@@ -74,7 +79,23 @@ def make_grid(
     for env_id in envs:
         check_env_id(env_id)
     cfg.parse_params(params)  # well-formed -params
-    return Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params)
+    conf_files = dict(conf_files or {})
+    for algo, path in conf_files.items():
+        if algo not in variants:
+            raise UsageError(f"a config file for {algo!r}, which is not a variant of the grid ({', '.join(variants)})")
+        if not Path(path).is_file():
+            raise UsageError(f"config file {path} (for {algo}) does not exist")
+    return Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files)
+
+
+def conf_file_map(given: list[str], variants: list[str]) -> dict[str, str]:
+    """``-conf`` values (``ALGO=FILE``, or ``FILE`` for every preset of the grid) as algo -> file."""
+    files: dict[str, str] = {}
+    for value in given:
+        algo, sep, path = value.partition("=")
+        for name in [algo] if sep else [v for v in variants if v in PRESETS]:
+            files[name] = path if sep else value
+    return files
 
 
 def storage_url(storage: str | None, folder: Path) -> str:
@@ -167,10 +188,13 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
         command=f"python -m rainbow_ext.ablate (study {trial.study.study_name!r}, trial {trial.number})",
         args={"variant": variant, "env": env_id, "seed": seed, **asdict(grid)},
     )
+    conf_file = grid.conf_files.get(variant)
     session = prepare_run(
-        options, variant, env_id, cfg.parse_params(grid.params), seed=seed, n_timesteps=grid.n_timesteps
+        options, variant, env_id, cfg.parse_params(grid.params), conf_file, seed=seed, n_timesteps=grid.n_timesteps
     )
+    start = time.perf_counter()
     result = train_run(session)
+    trial.set_user_attr("seconds", time.perf_counter() - start)  # training and its evaluations
     if result.interrupted_by is not None:
         raise KeyboardInterrupt(result.interrupted_by)
     with np.load(run_dir / runs.EVALUATIONS_FILE) as data:

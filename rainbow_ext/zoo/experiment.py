@@ -30,8 +30,11 @@ from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import UsageError
 
-BASELINES = ("qrdqn",)
+# What users of SB3 would run instead: sb3-contrib's QR-DQN and SB3's own DQN, each with rl-zoo3's
+# hyperparameters in its own config file.
+BASELINES = ("qrdqn", "sb3-dqn")
 ALGOS = (*PRESETS, *BASELINES)
+CONFIG_FILES = {"qrdqn": "qrdqn.yml", "sb3-dqn": "sb3_dqn.yml"}  # the presets': rainbow.yml
 
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:
@@ -39,6 +42,10 @@ def algo_class(algo: str) -> type[BaseAlgorithm]:
         from sb3_contrib import QRDQN
 
         return QRDQN
+    if algo == "sb3-dqn":
+        from stable_baselines3 import DQN
+
+        return DQN
     return Rainbow
 
 
@@ -50,7 +57,7 @@ def check_algo(algo: str) -> None:
 
 
 def default_config_file(algo: str) -> Path:
-    return cfg.CONFIG_DIR / ("qrdqn.yml" if algo == "qrdqn" else "rainbow.yml")
+    return cfg.CONFIG_DIR / CONFIG_FILES.get(algo, "rainbow.yml")
 
 
 @dataclass
