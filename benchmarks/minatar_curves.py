@@ -39,20 +39,16 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from sb3_contrib import QRDQN
-from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rainbow_ext import Rainbow, preset_flags
-from rainbow_ext.layers import MinAtarTrunk
-from rainbow_ext.zoo import zoo_config
+from rainbow_ext import PRESETS, preset_flags
+from rainbow_ext.zoo import build_model, zoo_config
+from rainbow_ext.zoo.config import explores_with_epsilon
 
 EXPLORATION_STEPS = 100_000
 WINDOW = 100  # episodes per score
 # Young & Tian 2019, DQN at 0.5M frames, read off their plots (approximate).
 PUBLISHED_DQN = {"Breakout": 8.0, "SpaceInvaders": 30.0}
-# Rainbow's C51 and flags, not arguments of SB3's DQN
-RAINBOW_ONLY = {"double_q", "dueling", "noisy", "distributional", "n_steps", "prioritized", "v_min", "v_max"}
 
 
 class EpisodeLog(BaseCallback):
@@ -70,19 +66,13 @@ class EpisodeLog(BaseCallback):
 
 
 def build(algo: str, env_id: str, seed: int, steps: int) -> Any:
-    # the config entry as the train command reads it, with epsilon annealed over 100k steps
+    """The algo's config entry as the train command reads it (``sb3-dqn``: SB3's DQN on the MinAtar
+    network and Rainbow's schedule; ``qrdqn``: its own file), with epsilon annealed over 100k steps
+    wherever the algo explores with epsilon."""
     fraction = f"exploration_fraction:{min(EXPLORATION_STEPS / steps, 1.0)}"
-    if algo == "qrdqn":
-        run = zoo_config("qrdqn", env_id, fraction)
-        return QRDQN(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, **run.hyperparams)
-    if algo == "sb3-dqn":
-        run = zoo_config("dqn", env_id, fraction)
-        kwargs = {k: v for k, v in run.hyperparams.items() if k not in RAINBOW_ONLY}
-        policy_kwargs = {"features_extractor_class": MinAtarTrunk, "net_arch": [128]}
-        return DQN(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, policy_kwargs=policy_kwargs, **kwargs)
-    params = () if preset_flags(algo)["noisy"] else (fraction,)
-    run = zoo_config(algo, env_id, *params)
-    return Rainbow(run.policy, run.make_env(seed=seed), seed=seed, verbose=0, **run.hyperparams)
+    explores = algo not in PRESETS or explores_with_epsilon(preset_flags(algo))
+    run = zoo_config(algo, env_id, *([fraction] if explores else []))
+    return build_model(run, run.make_env(seed=seed), seed=seed)
 
 
 class Checkpointer(BaseCallback):
