@@ -317,3 +317,23 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
     run = resolve_run("rainbow", "CartPole-v1", conf_file=conf)
     assert run.n_timesteps == 1_000_000 and run.hyperparams["learning_rate"] == 6.25e-5
     assert run.hyperparams["buffer_size"] == 50_000
+
+
+def test_key_types_come_from_the_constructors_type_hints() -> None:
+    from sb3_contrib import QRDQN
+    from stable_baselines3 import DQN
+
+    rainbow = cfg.key_types(Rainbow)
+    assert rainbow["noisy"] == (bool,) and rainbow["n_atoms"] == (int,) and rainbow["v_min"] == (int, float)
+    assert rainbow["frame_storage"] == (bool, type(None)) and rainbow["train_freq"] == (int, list)
+    assert rainbow["buffer_size"] == (int, float)  # a count may be written 1e6
+    assert rainbow["learning_rate"] == (int, float, str)  # a number or lin_<start>
+    assert set(rainbow["policy_kwargs"]) == {dict, str, type(None)}
+    assert "noisy" not in cfg.key_types(DQN) and cfg.key_types(QRDQN)["max_grad_norm"] == (int, float, type(None))
+    # every constructor argument of Rainbow that a YAML value can stand for is checked
+    unchecked = set(cfg.valid_keys(Rainbow)) - set(rainbow)
+    assert unchecked == {"replay_buffer_class"}  # a class: SB3 takes the class itself
+    with pytest.raises(cfg.ConfigError, match=r"noisy in -params must be bool, got 1 \(int\)"):
+        cfg.check_keys({"noisy": 1}, Rainbow, "-params")
+    with pytest.raises(cfg.ConfigError, match=re.escape("batch_size in x must be int, got 32.0")):
+        cfg.check_keys({"batch_size": 32.0}, Rainbow, "x")

@@ -18,11 +18,16 @@ that lists the valid ones. How a preset, an entry and ``-params`` combine is dec
 from __future__ import annotations
 
 import ast
+import collections.abc
 import difflib
 import importlib
 import inspect
 import re
+import sys
+import types
+import typing
 from collections.abc import Callable
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,8 +55,8 @@ EXPLORATION_KEYS = ("exploration_fraction", "exploration_initial_eps", "explorat
 COMMAND_ARGS = ("self", "policy", "env", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
 
 NUMBER = (int, float)
-# Expected YAML types of the keys that have one; the rest (SB3 arguments added later) pass unchecked.
-KEY_TYPES: dict[str, tuple[type, ...]] = {
+# YAML types of the run keys; a constructor argument's come from its type hint (key_types).
+RUN_KEY_TYPES: dict[str, tuple[type, ...]] = {
     "n_timesteps": NUMBER,
     "policy": (str,),
     "n_envs": (int,),
@@ -59,38 +64,6 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "env_wrapper": (str, list, dict),
     "env_kwargs": (dict,),
     "eval_max_steps": (int,),
-    "learning_rate": (*NUMBER, str),
-    "buffer_size": NUMBER,
-    "learning_starts": NUMBER,
-    "batch_size": (int,),
-    "tau": NUMBER,
-    "gamma": NUMBER,
-    "train_freq": (int, list),
-    "gradient_steps": (int,),
-    "target_update_interval": NUMBER,
-    "exploration_fraction": NUMBER,
-    "exploration_initial_eps": NUMBER,
-    "exploration_final_eps": NUMBER,
-    "max_grad_norm": NUMBER,
-    "n_steps": (int,),
-    "optimize_memory_usage": (bool,),
-    "policy_kwargs": (dict, str),
-    "replay_buffer_kwargs": (dict,),
-    "stats_window_size": (int,),
-    "double_q": (bool,),
-    "dueling": (bool,),
-    "noisy": (bool,),
-    "noisy_sigma0": NUMBER,
-    "distributional": (bool,),
-    "n_atoms": (int,),
-    "v_min": NUMBER,
-    "v_max": NUMBER,
-    "prioritized": (bool,),
-    "per_alpha": NUMBER,
-    "per_beta0": NUMBER,
-    "per_eps": NUMBER,
-    "frame_storage": (bool, type(None)),
-    "cuda_graphs": (bool, type(None)),
 }
 # Counts written as 1e6 in YAML are floats; they are integers.
 INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
@@ -152,6 +125,54 @@ def select_entry(entries: dict[str, dict[str, Any]], env_id: str, family: str | 
     raise ConfigError(f"no entry for {env_id!r} (nor {family or 'default'!r}) in the config file")
 
 
+@cache
+def key_types(algo_class: type) -> dict[str, tuple[type, ...]]:
+    """YAML types of an entry's keys for ``algo_class``: the run keys', and each constructor argument's,
+    read from its type hint (a count such as ``buffer_size`` may be written ``1e6``; ``policy_kwargs``
+    may be rl-zoo3's ``"dict(...)"`` string; a schedule is rl-zoo3's ``lin_<start>``). An argument
+    whose hint has no YAML form (a class, a device) is not checked here."""
+    types = dict(RUN_KEY_TYPES)
+    namespace = vars(sys.modules[algo_class.__init__.__module__])
+    for name, parameter in inspect.signature(algo_class.__init__).parameters.items():
+        hint = parameter.annotation
+        if name in COMMAND_ARGS or hint is inspect.Parameter.empty:
+            continue
+        if isinstance(hint, str):  # postponed annotations: the class's own source, in its module
+            try:
+                hint = eval(hint, namespace)
+            except Exception:
+                continue
+        found = yaml_types(hint)
+        if found is not None:
+            types[name] = found + ((float,) if name in INTEGER_KEYS and float not in found else ())
+    if "policy_kwargs" in types:
+        types["policy_kwargs"] += (str,)
+    return types
+
+
+def yaml_types(hint: Any) -> tuple[type, ...] | None:
+    """The YAML types that can stand for a value of type ``hint`` (None: no YAML form)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        parts = [yaml_types(arg) for arg in typing.get_args(hint)]
+        if any(part is None for part in parts):
+            return None
+        return tuple(dict.fromkeys(t for part in parts for t in part))  # type: ignore[union-attr]
+    origin = typing.get_origin(hint) or hint
+    simple: dict[Any, tuple[type, ...]] = {
+        type(None): (type(None),),
+        bool: (bool,),
+        int: (int,),
+        float: NUMBER,
+        str: (str,),
+        dict: (dict,),
+        collections.abc.Mapping: (dict,),
+        tuple: (list,),
+        list: (list,),
+        collections.abc.Callable: (str,),  # a schedule: rl-zoo3's lin_<start>
+    }
+    return simple.get(origin)
+
+
 def check_keys(values: dict[str, Any], algo_class: type, where: str) -> None:
     """An entry's (or ``-params``') keys must be the algorithm's constructor arguments or run keys,
     each of its YAML type; a ConfigError names the unknown key (and the closest valid one)."""
@@ -161,8 +182,9 @@ def check_keys(values: dict[str, Any], algo_class: type, where: str) -> None:
         hints = {key: difflib.get_close_matches(key, keys, n=1) for key in unknown}
         hint = "".join(f" (did you mean {match[0]!r}?)" for match in hints.values() if match)
         raise ConfigError(f"unknown hyperparameter(s) {unknown} in {where}{hint}; valid keys: {', '.join(keys)}")
+    expected = key_types(algo_class)
     for key, value in values.items():
-        check_type(key, value, where)
+        check_type(key, value, where, expected.get(key))
 
 
 def explores_with_epsilon(hyperparams: dict[str, Any]) -> bool:
@@ -221,8 +243,7 @@ def _against(key: str, value: Any, flags: dict[str, Any]) -> bool:
     return value != flags[key]
 
 
-def check_type(key: str, value: Any, where: str) -> None:
-    expected = KEY_TYPES.get(key)
+def check_type(key: str, value: Any, where: str, expected: tuple[type, ...] | None) -> None:
     # bool is an int in Python, but not a valid count or rate here
     bad_bool = isinstance(value, bool) and expected is not None and bool not in expected
     if expected is not None and (bad_bool or not isinstance(value, expected)):
