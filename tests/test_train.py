@@ -166,6 +166,10 @@ def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
     # SB3 drops the transition of the step whose callback stops training; all others are kept
     assert buffer.size() == interrupted.num_timesteps - 1
     assert buffer.max_priority > 1.0  # priorities were learned and kept
+    before = np.loadtxt(run_dir / "episodes.csv", delimiter=",", skiprows=1, ndmin=2)
+    # CartPole's episodes: lengths equal returns (+1 a step), and they end by the interruption
+    assert len(before) and (before[:, 1] == before[:, 2]).all() and before[-1, 0] <= interrupted.num_timesteps
+    assert before[:, 2].sum() <= interrupted.num_timesteps
 
     result = run_command(
         "rainbow_ext.train", "--algo", "rainbow", "-i", str(run_dir / "CartPole-v1.zip"), "-f", str(tmp_path),
@@ -180,6 +184,9 @@ def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
         steps = list(evaluations["timesteps"])
     assert steps == sorted(steps) and steps[0] <= interrupted.num_timesteps < steps[-1]  # history kept
     assert len(list((tmp_path / "rainbow").iterdir())) == 1  # continued in its own folder
+    after = np.loadtxt(run_dir / "episodes.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert (after[: len(before)] == before).all() and len(after) > len(before)  # the log went on
+    assert (np.diff(after[:, 0]) > 0).all() and after[-1, 0] <= resumed.num_timesteps
 
 
 def test_track_writes_an_offline_wandb_run(tmp_path: Path) -> None:

@@ -354,7 +354,8 @@ def load_trained_agent(
 
 def train_run(session: Session) -> TrainResult:
     """Write the run folder (config.yml, args.yml, command.txt), train with evaluations, checkpoints,
-    tracking and a clean stop on SIGINT/SIGTERM, and save the model (and the buffer when stopped)."""
+    tracking and a clean stop on SIGINT/SIGTERM, and save the model, the training episodes
+    (episodes.csv) and, when stopped, the replay buffer."""
     run, model, options = session.run, session.model, session.options
     resuming = session.run_dir is not None
     if session.run_dir is not None:
@@ -374,7 +375,10 @@ def train_run(session: Session) -> TrainResult:
     print(f"run folder: {run_dir} ({run.algo} on {run.env}, {run.source})")
 
     stop = runs.StopOnSignal()
-    callbacks: list[BaseCallback] = [stop]
+    episodes = runs.EpisodeLog(run_dir / runs.EPISODES_FILE)
+    if resuming:
+        episodes.restore(up_to=model.num_timesteps)
+    callbacks: list[BaseCallback] = [stop, episodes]
     eval_env = None
     if options.eval_freq > 0:
         eval_env = run.make_eval_env(n_envs=options.n_eval_envs, seed=run.seed + 10_000)
@@ -413,6 +417,7 @@ def train_run(session: Session) -> TrainResult:
         )
     path = runs.model_file(run_dir, run.env)
     runs.save_model(model, path)
+    episodes.save()
     if stop.received or options.save_replay_buffer:
         runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
     if stop.received:

@@ -4,6 +4,7 @@ SIGINT/SIGTERM into a clean stop of SB3's training loop."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ COMMAND_FILE = "command.txt"
 BUFFER_FILE = "replay_buffer.pkl"
 BEST_MODEL_FILE = "best_model.zip"
 EVALUATIONS_FILE = "evaluations.npz"
+EPISODES_FILE = "episodes.csv"  # every finished training episode (a whole game on Atari): step, return, length
 
 
 def env_folder_name(env_id: str) -> str:
@@ -111,6 +113,39 @@ def restore_evaluations(callback: EvalCallback, path: Path) -> None:
         callback.evaluations_length = [list(n) for n in data["ep_lengths"]]
     if callback.evaluations_results:
         callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
+
+
+class EpisodeLog(BaseCallback):
+    """Every finished training episode, from the ``episode`` info of SB3's Monitor (on Atari, a whole
+    game with its unclipped score): ``(timestep, return, length)``, written to ``path`` as CSV by
+    :meth:`save` (atomically) and read back by :meth:`restore` to continue a run."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.episodes: list[tuple[int, float, int]] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            episode = info.get("episode")
+            if episode is not None:
+                self.episodes.append((self.num_timesteps, float(episode["r"]), int(episode["l"])))
+        return True
+
+    def restore(self, up_to: int) -> None:
+        """The episodes of an earlier stretch of the run, those that ended by step ``up_to``."""
+        if self.path.exists():
+            with open(self.path, newline="") as file:
+                rows = [(int(t), float(r), int(n)) for t, r, n in csv.reader(file) if t != "timestep"]
+            self.episodes = [row for row in rows if row[0] <= up_to]
+
+    def save(self) -> None:
+        def write(tmp: Path) -> None:
+            with open(tmp, "w") as file:
+                file.write("timestep,return,length\n")
+                file.writelines(f"{t},{r!r},{n}\n" for t, r, n in self.episodes)
+
+        write_atomically(self.path, write)
 
 
 class StopOnSignal(BaseCallback):
