@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=10_000)
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes on this machine")
+    p.add_argument(
+        "--checkpoint-freq", type=int, default=0, help="a resumable checkpoint of each run every N steps (0: none)"
+    )
     p.add_argument("-f", "--folder", default=None, help="ablation folder (default logs/ablations/<study name>)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in the folder)")
     p.add_argument("--study-name", default="ablation")
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             args.eval_episodes,
             args.hyperparams,
             conf_files,
+            args.checkpoint_freq,
         )
         url, study = prepare(grid, folder, args.storage, args.study_name)
     except BAD_INPUT as error:

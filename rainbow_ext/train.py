@@ -41,6 +41,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (-1: never)")
     p.add_argument("--save-replay-buffer", action="store_true", help="also save the replay buffer at the end")
+    p.add_argument(
+        "--checkpoint-freq",
+        type=int,
+        default=0,
+        help="resumable checkpoint every N steps (-i <run>/checkpoint/model.zip)",
+    )
     p.add_argument("-f", "--log-folder", default="logs")
     p.add_argument("-conf", "--conf-file", default=None, help="YAML config file (default: the shipped zoo_configs)")
     p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE")
@@ -70,6 +76,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> TrainOptions:
         n_eval_envs=args.n_eval_envs,
         save_freq=args.save_freq,
         save_replay_buffer=args.save_replay_buffer,
+        checkpoint_freq=args.checkpoint_freq,
         tensorboard_log=args.tensorboard_log,
         progress_bar=not args.no_progress_bar,
         track=args.track,

@@ -2,6 +2,7 @@
 workers on one storage, and bad input."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from scipy import stats as scipy_stats
 
+from rainbow_ext import Rainbow
 from rainbow_ext.ablate import main
 from rainbow_ext.zoo.stats import (
     human_normalized,
@@ -247,3 +249,38 @@ def test_a_folder_with_another_grid_is_refused(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main([*TINY, "--seeds", "2", "--variants", "dqn", "-f", str(folder)]) == 2
     assert "holds a different ablation grid: seeds: [0] there, [0, 1] here" in capsys.readouterr().err
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL mid-run (no chance to save), then the same command: the run goes on from its last
+    checkpoint, its evaluations, episodes and wall time continued, nothing repeated twice."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "ablation"
+    argv = ["--variants", "rainbow", "--seeds", "1", "-n", "4000", "--eval-freq", "500", "--eval-episodes", "1"]
+    argv += ["--checkpoint-freq", "1000", "-f", str(folder), "-params", "train_freq:16", "gradient_steps:2"]
+    argv += ["learning_starts:200"]
+    process = subprocess.Popen([sys.executable, "-m", "rainbow_ext.ablate", *argv], stdout=subprocess.DEVNULL)
+    run_dir = folder / "runs" / "rainbow" / "CartPole-v1" / "seed_0"
+    deadline = time.time() + 300
+    while not (run_dir / "checkpoint" / "meta.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    saved = json.loads((run_dir / "checkpoint" / "meta.json").read_text())
+    assert 1000 <= saved["step"] < 4000 and not (run_dir / "CartPole-v1.zip").exists()
+
+    assert main(argv) == 0  # the rerun
+    (trial,) = finished_trials(folder)
+    model = Rainbow.load(run_dir / "CartPole-v1.zip")
+    assert model.num_timesteps >= 4000 and not (run_dir / "checkpoint").exists()
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        steps = [int(t) for t in evaluations["timesteps"]]
+    assert steps == sorted(set(steps)) and steps[0] == 500 and steps[-1] >= 4000  # each evaluation once
+    episodes = np.loadtxt(run_dir / "episodes.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert (np.diff(episodes[:, 0]) > 0).all() and episodes[0, 0] < saved["step"] < episodes[-1, 0]
+    assert trial.user_attrs["seconds"] > saved["seconds"] > 0
+    assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # two stretches of one run

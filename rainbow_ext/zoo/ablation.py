@@ -27,7 +27,7 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import EXIT_INTERRUPTED, UsageError
-from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, train_run
+from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, resume_point, train_run
 from rainbow_ext.zoo.studies import open_storage
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")
@@ -46,6 +46,7 @@ class Grid:
     eval_episodes: int
     params: list[str] = field(default_factory=list)
     conf_files: dict[str, str] = field(default_factory=dict)  # algo -> config file (default: the shipped one)
+    checkpoint_freq: int = 0  # steps between a run's resumable checkpoints (0: a rerun starts it over)
 
     def points(self) -> list[dict[str, Any]]:
         return [{"variant": v, "env": e, "seed": s} for v in self.variants for e in self.envs for s in self.seeds]
@@ -66,6 +67,7 @@ def make_grid(
     eval_episodes: int,
     params: list[str],
     conf_files: dict[str, str] | None = None,
+    checkpoint_freq: int = 0,
 ) -> Grid:
     """The grid, checked: known algos (presets or baselines) without repeats, existing envs, at least
     one seed, readable ``-params``, config files for algos of the grid that exist."""
@@ -85,7 +87,11 @@ def make_grid(
             raise UsageError(f"a config file for {algo!r}, which is not a variant of the grid ({', '.join(variants)})")
         if not Path(path).is_file():
             raise UsageError(f"config file {path} (for {algo}) does not exist")
-    return Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files)
+    if checkpoint_freq < 0:
+        raise UsageError(f"--checkpoint-freq must be >= 0, got {checkpoint_freq}")
+    return Grid(
+        variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files, checkpoint_freq
+    )
 
 
 def conf_file_map(given: list[str], variants: list[str]) -> dict[str, str]:
@@ -173,11 +179,14 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     run_dir = run_folder(folder, variant, env_id, seed)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an unfinished earlier attempt
+    resume = resume_point(run_dir) if run_dir.exists() else None
+    if run_dir.exists() and resume is None:
+        shutil.rmtree(run_dir)  # an unfinished earlier attempt, without a checkpoint to continue from
     options = TrainOptions(
         log_folder=folder / "runs",
-        run_dir=run_dir,
+        run_dir=None if resume is not None else run_dir,
+        trained_agent=resume,
+        checkpoint_freq=grid.checkpoint_freq,
         verbose=0,
         eval_freq=grid.eval_freq,
         eval_episodes=grid.eval_episodes,
@@ -192,9 +201,8 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     session = prepare_run(
         options, variant, env_id, cfg.parse_params(grid.params), conf_file, seed=seed, n_timesteps=grid.n_timesteps
     )
-    start = time.perf_counter()
     result = train_run(session)
-    trial.set_user_attr("seconds", time.perf_counter() - start)  # training and its evaluations
+    trial.set_user_attr("seconds", result.seconds)  # training and its evaluations, over every stretch
     if result.interrupted_by is not None:
         raise KeyboardInterrupt(result.interrupted_by)
     with np.load(run_dir / runs.EVALUATIONS_FILE) as data:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import pickle
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -230,6 +231,7 @@ class TrainOptions:
     eval_episodes: int = 5
     n_eval_envs: int = 1
     save_freq: int = -1
+    checkpoint_freq: int = 0  # a resumable checkpoint (runs.Checkpointer) every N steps; 0: none
     save_replay_buffer: bool = False
     tensorboard_log: str | None = None
     progress_bar: bool = True
@@ -249,6 +251,7 @@ class Session:
     options: TrainOptions
     run_dir: Path | None  # set when continuing a run in its own folder
     remaining: int
+    seconds_before: float = 0.0  # training seconds of the run's earlier stretches (from its checkpoint)
 
 
 @dataclass
@@ -256,6 +259,7 @@ class TrainResult:
     model: BaseAlgorithm
     run_dir: Path
     interrupted_by: str | None  # the signal that stopped training early, if one did
+    seconds: float  # training seconds over every stretch of the run (with a checkpoint to count from)
 
 
 def prepare_run(
@@ -283,7 +287,7 @@ def prepare_run(
     path = options.trained_agent
     if not path.is_file():
         raise UsageError(f"-i {path}: no such file")
-    run_dir = path.parent if (path.parent / runs.CONFIG_FILE).exists() else None
+    run_dir = run_folder_of(path)
     if run_dir is not None:
         check_algo(algo)
         run = run_from_folder(run_dir, path, algo, env, **run_flags)
@@ -298,7 +302,28 @@ def prepare_run(
             f"-i {path}: the model has {model.num_timesteps:,} steps, n_timesteps is {run.n_timesteps:,}: nothing "
             "left to train (raise -n)"
         )
-    return Session(run, model, options, run_dir=run_dir, remaining=remaining)
+    seconds_before = 0.0
+    if run_dir is not None:
+        # the env's seeds go on from here, not from the run's first step again
+        model.set_random_seed(run.seed + model.num_timesteps)
+        if (path.parent / runs.META_FILE).exists():
+            seconds_before = runs.checkpoint_seconds(path.parent)
+    return Session(run, model, options, run_dir=run_dir, remaining=remaining, seconds_before=seconds_before)
+
+
+def run_folder_of(model_path: Path) -> Path | None:
+    """The run folder a model belongs to: its own folder (``<run>/<env>.zip``), or the run of the
+    checkpoint that holds it (``<run>/checkpoint/model.zip``); None for a model outside a run."""
+    for folder in (model_path.parent, model_path.parent.parent):
+        if (folder / runs.CONFIG_FILE).exists():
+            return folder
+    return None
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The model to continue the run in ``run_dir`` from (its checkpoint's), or None."""
+    checkpoint = runs.latest_checkpoint(run_dir)
+    return None if checkpoint is None else checkpoint / runs.MODEL_FILE
 
 
 def run_from_folder(
@@ -377,8 +402,16 @@ def train_run(session: Session) -> TrainResult:
     stop = runs.StopOnSignal()
     episodes = runs.EpisodeLog(run_dir / runs.EPISODES_FILE)
     if resuming:
-        episodes.restore(up_to=model.num_timesteps)
+        assert options.trained_agent is not None
+        earlier = options.trained_agent.parent / runs.EPISODES_FILE  # the checkpoint's, or the run's own
+        episodes.restore(earlier if earlier.exists() else episodes.path, up_to=model.num_timesteps)
     callbacks: list[BaseCallback] = [stop, episodes]
+    checkpointer = None
+    if options.checkpoint_freq > 0:
+        checkpointer = runs.Checkpointer(
+            run_dir, options.checkpoint_freq, run.n_timesteps, episodes, session.seconds_before
+        )
+        callbacks.append(checkpointer)
     eval_env = None
     if options.eval_freq > 0:
         eval_env = run.make_eval_env(n_envs=options.n_eval_envs, seed=run.seed + 10_000)
@@ -391,7 +424,10 @@ def train_run(session: Session) -> TrainResult:
             verbose=options.verbose,
         )
         if resuming:
-            runs.restore_evaluations(evaluation, run_dir / runs.EVALUATIONS_FILE)
+            runs.restore_evaluations(evaluation, run_dir / runs.EVALUATIONS_FILE, up_to=model.num_timesteps)
+            # SB3 evaluates every eval_freq calls of the callback: count on, so evaluations stay at the
+            # same steps as in a run that never stopped
+            evaluation.n_calls = model.num_timesteps // run.n_envs
         callbacks.append(evaluation)
     if options.save_freq > 0:
         callbacks.append(
@@ -407,6 +443,7 @@ def train_run(session: Session) -> TrainResult:
         )
         callbacks.append(wandb_callback)
 
+    start = time.perf_counter()
     with stop:
         model.learn(
             session.remaining,
@@ -415,11 +452,16 @@ def train_run(session: Session) -> TrainResult:
             tb_log_name=run.algo,
             progress_bar=options.progress_bar,
         )
+    seconds = session.seconds_before + time.perf_counter() - start
     path = runs.model_file(run_dir, run.env)
     runs.save_model(model, path)
     episodes.save()
     if stop.received or options.save_replay_buffer:
         runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
+    if checkpointer is not None and stop.received:
+        checkpointer.save()  # where it stopped, for a resume from the checkpoint
+    elif checkpointer is not None:
+        runs.remove_checkpoint(run_dir)  # finished: nothing to resume
     if stop.received:
         print(
             f"{stop.received}: stopped at step {model.num_timesteps:,} of {run.n_timesteps:,}; saved {path} and "
@@ -433,4 +475,4 @@ def train_run(session: Session) -> TrainResult:
     for env in (model.get_env(), eval_env):
         if env is not None:
             env.close()
-    return TrainResult(model, run_dir, stop.received)
+    return TrainResult(model, run_dir, stop.received, seconds)

@@ -5,10 +5,13 @@ SIGINT/SIGTERM into a clean stop of SB3's training loop."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -25,6 +28,9 @@ BUFFER_FILE = "replay_buffer.pkl"
 BEST_MODEL_FILE = "best_model.zip"
 EVALUATIONS_FILE = "evaluations.npz"
 EPISODES_FILE = "episodes.csv"  # every finished training episode (a whole game on Atari): step, return, length
+CHECKPOINT_DIR = "checkpoint"  # the latest resumable state of a run: model, replay buffer, episodes, meta
+MODEL_FILE = "model.zip"  # the model's file in a checkpoint
+META_FILE = "meta.json"  # a checkpoint's step and training seconds; written last, it marks the checkpoint whole
 
 
 def env_folder_name(env_id: str) -> str:
@@ -103,14 +109,16 @@ def save_replay_buffer(model: Any, path: Path) -> None:
     write_atomically(path, lambda tmp: model.save_replay_buffer(tmp))
 
 
-def restore_evaluations(callback: EvalCallback, path: Path) -> None:
-    """Continue an EvalCallback's history (evaluations.npz, best mean reward) from an earlier run."""
+def restore_evaluations(callback: EvalCallback, path: Path, up_to: int) -> None:
+    """Continue an EvalCallback's history (evaluations.npz, best mean reward) from an earlier stretch of
+    the run, up to step ``up_to`` (after a resume from a checkpoint, later ones are made again)."""
     if not path.exists():
         return
     with np.load(path) as data:
-        callback.evaluations_timesteps = [int(t) for t in data["timesteps"]]
-        callback.evaluations_results = [list(r) for r in data["results"]]
-        callback.evaluations_length = [list(n) for n in data["ep_lengths"]]
+        keep = [i for i, t in enumerate(data["timesteps"]) if t <= up_to]
+        callback.evaluations_timesteps = [int(data["timesteps"][i]) for i in keep]
+        callback.evaluations_results = [list(data["results"][i]) for i in keep]
+        callback.evaluations_length = [list(data["ep_lengths"][i]) for i in keep]
     if callback.evaluations_results:
         callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
 
@@ -132,20 +140,86 @@ class EpisodeLog(BaseCallback):
                 self.episodes.append((self.num_timesteps, float(episode["r"]), int(episode["l"])))
         return True
 
-    def restore(self, up_to: int) -> None:
-        """The episodes of an earlier stretch of the run, those that ended by step ``up_to``."""
-        if self.path.exists():
-            with open(self.path, newline="") as file:
+    def restore(self, source: Path, up_to: int) -> None:
+        """The episodes of an earlier stretch of the run (``source``: its episodes.csv, or a
+        checkpoint's), those that ended by step ``up_to``."""
+        if source.exists():
+            with open(source, newline="") as file:
                 rows = [(int(t), float(r), int(n)) for t, r, n in csv.reader(file) if t != "timestep"]
             self.episodes = [row for row in rows if row[0] <= up_to]
 
-    def save(self) -> None:
+    def save(self, path: Path | None = None) -> None:
         def write(tmp: Path) -> None:
             with open(tmp, "w") as file:
                 file.write("timestep,return,length\n")
                 file.writelines(f"{t},{r!r},{n}\n" for t, r, n in self.episodes)
 
-        write_atomically(self.path, write)
+        write_atomically(path or self.path, write)
+
+
+class Checkpointer(BaseCallback):
+    """Every ``every`` steps, as a rollout starts (the previous one stored and trained on, so a resumed
+    run repeats nothing), the run's resumable state in ``<run>/checkpoint``: the model, its replay
+    buffer, the training episodes and ``meta.json`` (the step, the training seconds so far). It is
+    written beside the previous one and swapped in, so a kill at any moment leaves a whole checkpoint
+    (:func:`latest_checkpoint` finds it)."""
+
+    def __init__(self, run_dir: Path, every: int, total: int, episodes: EpisodeLog, seconds_before: float) -> None:
+        super().__init__()
+        self.path = run_dir / CHECKPOINT_DIR
+        self.every, self.total, self.episodes = every, total, episodes
+        self.seconds_before = seconds_before
+        self.saved_at = 0
+
+    def _on_training_start(self) -> None:
+        self.start = time.perf_counter()
+        self.saved_at = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps < self.saved_at + self.every or self.num_timesteps >= self.total:
+            return
+        self.save()
+
+    def save(self) -> None:
+        """Write the checkpoint now (also when a signal stopped the run)."""
+        fresh, old = self.path.with_name(self.path.name + ".new"), self.path.with_name(self.path.name + ".old")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        self.model.save(fresh / MODEL_FILE)
+        self.model.save_replay_buffer(fresh / BUFFER_FILE)
+        self.episodes.save(fresh / EPISODES_FILE)
+        seconds = self.seconds_before + time.perf_counter() - self.start
+        (fresh / META_FILE).write_text(json.dumps({"step": self.num_timesteps, "seconds": seconds}))
+        if self.path.exists():  # else .old, if there, is the only whole checkpoint
+            shutil.rmtree(old, ignore_errors=True)
+            self.path.rename(old)
+        fresh.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self.saved_at = self.num_timesteps
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The run's whole checkpoint: ``<run>/checkpoint``, or the one a kill between the two renames
+    left as ``checkpoint.old``; None without one."""
+    path = run_dir / CHECKPOINT_DIR
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if (candidate / META_FILE).exists():
+            return candidate
+    return None
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    path = run_dir / CHECKPOINT_DIR
+    for leftover in (path, path.with_name(path.name + ".old"), path.with_name(path.name + ".new")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def checkpoint_seconds(checkpoint: Path) -> float:
+    """The training seconds of the run up to ``checkpoint``."""
+    return float(json.loads((checkpoint / META_FILE).read_text())["seconds"])
 
 
 class StopOnSignal(BaseCallback):
