@@ -1,114 +1,94 @@
 """Atari 100k: data-efficient Rainbow (DER, van Hasselt et al. 2019) on Pong, Breakout, Freeway and
-Boxing, beside SB3's DQN on the same budget and the published DER scores. Needs a GPU (``--device
-cuda``): one Nature-CNN update at batch 32 takes tens of milliseconds on a CPU core, and DER makes one
-per agent step.
+Boxing, beside SB3's DQN on the same budget and the published DER scores. Needs a GPU: one
+Nature-CNN update at batch 32 takes tens of milliseconds on a CPU core, and DER makes one per agent
+step (models go to the GPU when there is one, as SB3's ``device="auto"`` does).
 
-Each run trains for 100k agent steps (400k frames) with ``zoo_configs/rainbow_der.yml``'s ``atari``
-entry, the same env for every contender (SB3's Atari path, ``--vec-env`` to change it):
+The runs are a grid of ``python -m rainbow_ext.ablate`` (an Optuna study in ``--folder``; a rerun
+keeps finished runs and, with ``--checkpoint-freq``, continues killed ones from their checkpoints).
+Each trains for 100k agent steps (400k frames) on SB3's Atari path:
 
-- a preset (default ``rainbow``): the entry as it is;
-- ``sb3-dqn``: ``stable_baselines3.DQN`` on the entry's schedule (lr 1e-4, an update every step,
-  target every 2,000 updates, learning starts 1,600, epsilon 1 -> 0.01 over 2,500 steps), without
-  Rainbow's keys, with SB3's Adam eps and its Nature-CNN head of 512 units.
+- a preset (default ``rainbow``): ``zoo_configs/rainbow_der.yml``'s ``atari`` entry;
+- ``sb3-dqn``: ``stable_baselines3.DQN`` on the same schedule, ``benchmarks/configs/sb3_dqn_der.yml``
+  (lr 1e-4, an update every step, target every 2,000 updates, learning starts 1,600, epsilon 1 -> 0.01
+  over 2,500 steps), with SB3's Adam eps and its Nature-CNN head of 512 units.
 
-It then plays ``--eval-episodes`` whole games (a life loss does not end one) with the noise off and
-epsilon 0.0 (SB3's deterministic ``predict``), on an env seeded apart from training, each game cut at
-the entry's ``eval_max_steps``. Scores are raw game scores; the human-normalized score is ``(score -
-random) / (human - random)`` with the scores of ``rainbow_ext/data/atari_human_random.csv``. The
-summary gives the IQM of the human-normalized scores over every (game, seed) run, with a 95%
-stratified-bootstrap interval (Agarwal et al. 2021).
+At the end of training each run plays ``--eval-episodes`` whole games (a life loss does not end one)
+with the noise off and epsilon 0.0 (SB3's deterministic ``predict``), on an env seeded apart from
+training, each game cut at the entry's ``eval_max_steps``. Scores are raw game scores; the
+human-normalized score is ``(score - random) / (human - random)`` with the scores of
+``rainbow_ext/data/atari_human_random.csv``. The summary gives the IQM of the human-normalized scores
+over every (game, seed) run, with a 95% stratified-bootstrap interval (Agarwal et al. 2021); the
+grid's own report (``report.md``) adds P(rainbow > sb3-dqn).
 
-All runs start at once by default (``--workers``: processes sharing the GPU, one torch thread each):
-4 games x 2 seeds x 2 contenders are 16 processes on a 16-core GPU machine.
+All runs start at once by default (``--jobs``, processes sharing the GPU): 4 games x 2 seeds x 2
+contenders are 16 processes on a 16-core GPU machine. Start CUDA's MPS first
+(``nvidia-cuda-mps-control -d``), or the processes take turns on the GPU.
 
-    python benchmarks/atari100k.py --device cuda --algos rainbow sb3-dqn --seeds 0 1
+    python benchmarks/atari100k.py --algos rainbow sb3-dqn --seeds 2
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
-from typing import Any
+from pathlib import Path
 
 import numpy as np
-import torch as th
-from stable_baselines3 import DQN
-from stable_baselines3.common.evaluation import evaluate_policy
 
-from rainbow_ext import Rainbow
 from rainbow_ext.envs.atari import atari_rom
-from rainbow_ext.zoo import zoo_config
+from rainbow_ext.presets import PRESETS
+from rainbow_ext.zoo.ablation import make_grid, prepare, run_ablation
 from rainbow_ext.zoo.config import CONFIG_DIR
 from rainbow_ext.zoo.stats import human_normalized, stratified_bootstrap_ci
 
 DER_CONFIG = CONFIG_DIR / "rainbow_der.yml"
+SB3_DQN_DER_CONFIG = Path(__file__).parent / "configs" / "sb3_dqn_der.yml"
 # van Hasselt et al. 2019, table of Atari 100k scores (data-efficient Rainbow)
 PUBLISHED_DER = {"Pong": -19.3, "Breakout": 1.9, "Freeway": 27.9, "Boxing": 0.2}
-# Rainbow's keys (components, C51, PER), not arguments of SB3's DQN
-RAINBOW_ONLY = {
-    *("double_q", "dueling", "noisy", "noisy_sigma0", "distributional", "n_atoms", "v_min", "v_max", "n_steps"),
-    *("prioritized", "per_alpha", "per_beta0", "per_eps", "frame_storage", "cuda_graphs"),
-}
-
-
-def build(algo: str, game: str, seed: int, device: str, vec_env: str) -> tuple[Any, Any]:
-    """The model and the resolved config entry of one run."""
-    run_config = zoo_config("dqn" if algo == "sb3-dqn" else algo, f"ALE/{game}-v5", conf_file=DER_CONFIG)
-    run_config.vec_env = vec_env
-    env = run_config.make_env(seed=seed)
-    if algo == "sb3-dqn":
-        kwargs = {k: v for k, v in run_config.hyperparams.items() if k not in RAINBOW_ONLY}
-        kwargs.pop("policy_kwargs", None)  # the entry's 256-unit head is DER's dueling streams
-        return DQN(run_config.policy, env, seed=seed, device=device, verbose=0, **kwargs), run_config
-    model = Rainbow(run_config.policy, env, seed=seed, device=device, verbose=0, **run_config.hyperparams)
-    return model, run_config
-
-
-def run(
-    algo: str, game: str, seed: int, steps: int | None, eval_episodes: int, device: str, vec_env: str
-) -> dict[str, Any]:
-    th.set_num_threads(1)
-    model, run_config = build(algo, game, seed, device, vec_env)
-    budget = steps if steps is not None else run_config.n_timesteps
-    start = time.perf_counter()
-    model.learn(budget)
-    seconds = time.perf_counter() - start
-    # whole games: evaluate_policy counts Monitor's game ends, not lives
-    eval_env = run_config.make_eval_env(n_envs=1, seed=10_000 + seed)
-    scores, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, return_episode_rewards=True)
-    score = float(np.mean(scores))
-    return dict(algo=algo, game=game, seed=seed, score=score, seconds=seconds, steps_per_s=budget / seconds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--games", nargs="+", default=list(PUBLISHED_DER))
     parser.add_argument("--algos", nargs="+", default=["rainbow", "sb3-dqn"], help="presets and sb3-dqn")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
     parser.add_argument("--steps", type=int, default=None, help="agent steps (default: the config's 100k)")
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--workers", type=int, default=0, help="parallel runs sharing the device (0: all at once)")
-    parser.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc", "ale"])
+    parser.add_argument("--jobs", type=int, default=0, help="parallel runs sharing the device (0: all at once)")
+    parser.add_argument("--checkpoint-freq", type=int, default=0, help="a resumable checkpoint every N steps")
+    parser.add_argument("--folder", default="logs/benchmarks/atari100k", help="the grid's folder and study")
     args = parser.parse_args()
-    if args.device.startswith("cuda") and not th.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here (Atari 100k on a CPU takes days; --device cpu forces it)")
 
-    jobs = [
-        (a, g, s, args.steps, args.eval_episodes, args.device, args.vec_env)
-        for a in args.algos
-        for g in args.games
-        for s in args.seeds
-    ]
+    confs = {a: str(DER_CONFIG) for a in args.algos if a in PRESETS}
+    confs.update({"sb3-dqn": str(SB3_DQN_DER_CONFIG)} if "sb3-dqn" in args.algos else {})
+    steps = args.steps or 100_000
+    envs = [f"ALE/{game}-v5" for game in args.games]
+    # one evaluation, at the end of training
+    grid = make_grid(
+        args.algos, envs, args.seeds, args.steps, steps, args.eval_episodes, [], confs, args.checkpoint_freq
+    )
+    folder = Path(args.folder)
+    url, study = prepare(grid, folder, None, "atari100k")
     start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.workers or len(jobs)) as pool:
-        results = pool.starmap(run, jobs)
+    jobs = args.jobs or len(grid.points())
+    if run_ablation(grid, folder, url, study, jobs=jobs) != 0:
+        raise SystemExit("interrupted: rerun the same command to continue")
     wall = time.perf_counter() - start
+
+    results = []
+    for trial in study.get_trials(deepcopy=False):
+        if "curve" in trial.user_attrs:
+            game = trial.params["env"].removeprefix("ALE/").removesuffix("-v5")
+            seconds = trial.user_attrs["seconds"]
+            results.append(
+                dict(algo=trial.params["variant"], game=game, seed=trial.params["seed"],
+                     score=trial.user_attrs["curve"][-1][1], seconds=seconds, steps_per_s=steps / seconds)
+            )  # fmt: skip
+    results.sort(key=lambda r: (args.algos.index(r["algo"]), args.games.index(r["game"]), r["seed"]))
     for r in results:
-        speed = f"{r['seconds']:.0f} s of training, {r['steps_per_s']:.0f} steps/s"
+        speed = f"{r['seconds']:.0f} s of training and evaluation, {r['steps_per_s']:.0f} steps/s"
         print(f"{r['algo']:>10} {r['game']:>10} seed {r['seed']}: score {r['score']:8.1f}, {speed}")
-    print(f"\n{len(jobs)} runs in {wall / 60:.1f} minutes ({args.workers or len(jobs)} at a time on {args.device})")
+    print(f"\n{len(results)} runs in {wall / 60:.1f} minutes ({jobs} at a time)")
 
     print("\n| game | algo | score mean ± std | per seed | human-normalized | DER (published) |")
     print("|---|---|---|---|---|---|")
@@ -128,7 +108,7 @@ def main() -> None:
             [
                 [human_normalized(atari_rom(f"ALE/{g}-v5"), r["score"]) for g in args.games for r in results
                  if r["algo"] == algo and r["game"] == g and r["seed"] == s]
-                for s in args.seeds
+                for s in range(args.seeds)
             ]
         )  # fmt: skip
         value, low, high = stratified_bootstrap_ci(table)
