@@ -215,6 +215,9 @@ def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
         (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
         (["-conf", "qrdqn=x.yml"], "a config file for 'qrdqn', which is not a variant of the grid"),
         (["-conf", "no-such-file.yml"], "config file no-such-file.yml (for rainbow) does not exist"),
+        (["--variants", "sb3-dqn", "-conf", "x.yml"], "-conf x.yml: the grid has no preset for it"),
+        (["-params", "learnig_rate:1e-3"], "unknown hyperparameter(s) ['learnig_rate'] in -params (did you mean"),
+        (["--variants", "sb3-dqn", "-params", "noisy_sigma0:0.1"], "unknown hyperparameter(s) ['noisy_sigma0']"),
     ],
 )
 def test_bad_input(argv: list[str], message: str, tmp_path: Path, capsys) -> None:

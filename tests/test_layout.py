@@ -42,3 +42,20 @@ def test_the_import_reader_sees_nested_and_from_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import os\ndef f():\n    from rainbow_ext import train\n")
     assert {"os", "rainbow_ext", "rainbow_ext.train"} <= imported_modules(module)
+
+
+def test_every_import_of_the_package_resolves() -> None:
+    """Imports inside functions run only when called (``--track``, say): each must name a module that
+    exists, so that moving a module cannot leave one behind."""
+    import importlib.util
+
+    missing = []
+    for path in [*PACKAGE.rglob("*.py"), *PACKAGE.parent.joinpath("benchmarks").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.startswith("rainbow_ext") and importlib.util.find_spec(name) is None:
+                    missing.append(f"{path.name}: {name}")
+    assert not missing

@@ -121,7 +121,9 @@ def test_an_entry_cannot_set_a_component_flag_against_its_preset(
     conf.write_text(f"CartPole-v1:\n  {entry}\n")
     with pytest.raises(cfg.ConfigError, match=re.escape(f"conf.yml['CartPole-v1'] sets {against} against the preset")):
         zoo_config(algo, "CartPole-v1", conf_file=conf)
-    # the same flag as the preset's is no contradiction, and -params may change a flag on purpose
+    # the same flag as the preset's is no contradiction, and -params may change a flag on purpose (the
+    # entry's then agrees with the run)
+    assert zoo_config(algo, "CartPole-v1", entry.replace(" ", ""), conf_file=conf)
     flag = entry.split(":")[0]
     assert zoo_config(algo, "CartPole-v1", f"{flag}:{zoo_config(algo, 'CartPole-v1').hyperparams[flag]}")
     assert zoo_config(algo, "CartPole-v1", entry.replace(" ", "")).hyperparams[flag] == yaml.safe_load(
@@ -344,3 +346,14 @@ def test_key_types_come_from_the_constructors_type_hints() -> None:
         cfg.check_keys({"noisy": 1}, Rainbow, "-params")
     with pytest.raises(cfg.ConfigError, match=re.escape("batch_size in x must be int, got 32.0")):
         cfg.check_keys({"batch_size": 32.0}, Rainbow, "x")
+    for count in (float("inf"), float("nan"), 1.5):
+        with pytest.raises(cfg.ConfigError, match="buffer_size must be a whole number"):
+            cfg.apply_preset({}, {"buffer_size": count}, {}, "x")
+
+
+def test_params_given_with_i_are_read_as_a_config_entrys() -> None:
+    kwargs = cfg.load_overrides({"learning_rate": "lin_1e-3", "buffer_size": 1e5, "n_timesteps": 5}, Rainbow)
+    assert kwargs["buffer_size"] == 100_000 and isinstance(kwargs["buffer_size"], int)
+    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3) and "n_timesteps" not in kwargs  # a run key
+    with pytest.raises(cfg.ConfigError, match="unknown hyperparameter"):
+        cfg.load_overrides({"learnig_rate": 1e-3}, Rainbow)

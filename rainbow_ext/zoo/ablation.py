@@ -27,7 +27,7 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import EXIT_INTERRUPTED, UsageError
-from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, resume_point, train_run
+from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, resolve_run, resume_point, train_run
 from rainbow_ext.zoo.studies import open_storage
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")
@@ -89,6 +89,9 @@ def make_grid(
             raise UsageError(f"config file {path} (for {algo}) does not exist")
     if checkpoint_freq < 0:
         raise UsageError(f"--checkpoint-freq must be >= 0, got {checkpoint_freq}")
+    for variant in variants:  # every run's config resolves, before the first run
+        for env_id in envs:
+            resolve_run(variant, env_id, cfg.parse_params(params), conf_files.get(variant), n_timesteps=n_timesteps)
     return Grid(
         variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files, checkpoint_freq
     )
@@ -97,10 +100,15 @@ def make_grid(
 def conf_file_map(given: list[str], variants: list[str]) -> dict[str, str]:
     """``-conf`` values (``ALGO=FILE``, or ``FILE`` for every preset of the grid) as algo -> file."""
     files: dict[str, str] = {}
+    presets = [v for v in variants if v in PRESETS]
     for value in given:
         algo, sep, path = value.partition("=")
-        for name in [algo] if sep else [v for v in variants if v in PRESETS]:
-            files[name] = path if sep else value
+        if sep and algo in ALGOS:
+            files[algo] = path
+        elif presets:
+            files.update(dict.fromkeys(presets, value))
+        else:
+            raise UsageError(f"-conf {value}: the grid has no preset for it; give ALGO=FILE for a baseline")
     return files
 
 
@@ -198,9 +206,8 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
         args={"variant": variant, "env": env_id, "seed": seed, **asdict(grid)},
     )
     conf_file = grid.conf_files.get(variant)
-    session = prepare_run(
-        options, variant, env_id, cfg.parse_params(grid.params), conf_file, seed=seed, n_timesteps=grid.n_timesteps
-    )
+    params = {} if resume is not None else cfg.parse_params(grid.params)  # a resumed model holds them
+    session = prepare_run(options, variant, env_id, params, conf_file, seed=seed, n_timesteps=grid.n_timesteps)
     result = train_run(session)
     trial.set_user_attr("seconds", result.seconds)  # training and its evaluations, over every stretch
     if result.interrupted_by is not None:

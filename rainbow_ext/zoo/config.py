@@ -212,7 +212,11 @@ def apply_preset(
 
     Counts written as floats become integers, ``train_freq`` lists become tuples and ``policy_kwargs``
     are read (their classes imported)."""
-    against = {key: value for key, value in entry.items() if key in flags and _against(key, value, flags)}
+    against = {
+        key: value
+        for key, value in entry.items()
+        if key in flags and key not in overrides and _against(key, value, flags)
+    }
     if against:
         listed = ", ".join(f"{key}: {value!r} (the preset: {flags[key]!r})" for key, value in against.items())
         raise ConfigError(
@@ -252,15 +256,30 @@ def check_type(key: str, value: Any, where: str, expected: tuple[type, ...] | No
 
 
 def as_integer(key: str, value: float) -> int:
-    if float(value) != int(value):
+    try:
+        whole = int(value)
+    except (OverflowError, ValueError) as error:  # inf, nan
+        raise ConfigError(f"{key} must be a whole number, got {value!r}") from error
+    if float(value) != whole:
         raise ConfigError(f"{key} must be a whole number, got {value!r}")
-    return int(value)
+    return whole
 
 
 def parse_train_freq(value: list) -> tuple[int, str]:
     if len(value) != 2 or not isinstance(value[0], int) or value[1] not in ("step", "episode"):
         raise ConfigError(f"train_freq must be an integer or [n, 'step' | 'episode'], got {value!r}")
     return value[0], value[1]
+
+
+def load_overrides(overrides: dict[str, Any], algo_class: type) -> dict[str, Any]:
+    """``-params`` for ``algo_class.load`` (continuing a model): checked, read as a config entry's values
+    are (counts, ``train_freq``, ``policy_kwargs``, the learning-rate schedule); run keys are not the
+    model's."""
+    check_keys(overrides, algo_class, "-params")
+    kwargs = {k: v for k, v in apply_preset({}, {}, overrides, "-params").items() if k not in RUN_KEYS}
+    if "learning_rate" in kwargs:
+        kwargs["learning_rate"] = learning_rate_schedule(kwargs["learning_rate"])
+    return kwargs
 
 
 def learning_rate_schedule(value: float | str) -> float | Callable[[float], float]:

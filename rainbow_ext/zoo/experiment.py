@@ -363,8 +363,9 @@ def run_from_folder(
 def load_trained_agent(
     path: Path, run: RunConfig, env: VecEnv, options: TrainOptions, overrides: dict[str, Any]
 ) -> BaseAlgorithm:
+    kwargs = cfg.load_overrides(overrides, algo_class(run.algo))
     try:
-        model = algo_class(run.algo).load(path, env=env, device=options.device, verbose=options.verbose, **overrides)
+        model = algo_class(run.algo).load(path, env=env, device=options.device, verbose=options.verbose, **kwargs)
     except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as error:
         raise UsageError(f"-i {path}: not a readable {run.algo} model ({type(error).__name__}: {error})") from error
     buffer = path.parent / runs.BUFFER_FILE
@@ -458,9 +459,10 @@ def train_run(session: Session) -> TrainResult:
     episodes.save()
     if stop.received or options.save_replay_buffer:
         runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
-    if checkpointer is not None and stop.received:
+    finished = model.num_timesteps >= run.n_timesteps
+    if checkpointer is not None and stop.received and not finished:
         checkpointer.save()  # where it stopped, for a resume from the checkpoint
-    elif checkpointer is not None:
+    elif checkpointer is not None or resuming:
         runs.remove_checkpoint(run_dir)  # finished: nothing to resume
     if stop.received:
         print(

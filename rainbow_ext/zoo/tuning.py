@@ -183,7 +183,7 @@ def train_one(
         )
         callbacks: list[Any] = [callback]
         if args.track:
-            from rainbow_ext.tracking import start_run
+            from rainbow_ext.zoo.tracking import start_run
 
             trial_dir = Path(setup["folder"]) / "trials" / f"trial_{trial.number}_seed_{seed}"
             trial_dir.mkdir(parents=True, exist_ok=True)
