@@ -1,7 +1,7 @@
 """Hyperparameters in rl-zoo3's YAML layout, parsed with types and never evaluated.
 
-A config file (``zoo_configs/rainbow.yml`` for every preset, ``zoo_configs/qrdqn.yml`` for QR-DQN)
-maps env ids to entries; an env without its own entry takes ``atari`` (Atari games), ``minatar``
+A config file (``zoo_configs/rainbow.yml`` for every preset, ``qrdqn.yml`` for QR-DQN, ``sb3_dqn.yml``
+for SB3's DQN) maps env ids to entries; an env without its own entry takes ``atari`` (Atari games), ``minatar``
 (MinAtar games) or ``default``. An entry holds constructor arguments of the algorithm plus rl-zoo3's
 keys for the run: ``n_timesteps``, ``policy``, ``n_envs``, ``frame_stack``, ``env_wrapper``,
 ``env_kwargs``, and one of its own, ``eval_max_steps`` (evaluation episodes are cut after that many
