@@ -243,11 +243,21 @@ def taken_elsewhere(trial: Any, point: dict[str, Any]) -> bool:
     return False
 
 
-def worker(url: str, name: str, folder: str, track: dict[str, Any] | None, report_progress: bool = False) -> None:
-    """Run waiting trials of the study until none is left."""
+def worker(
+    url: str,
+    name: str,
+    folder: str,
+    track: dict[str, Any] | None,
+    report_progress: bool = False,
+    threads: int | None = None,
+) -> None:
+    """Run waiting trials of the study until none is left (with ``threads`` torch threads, when given)."""
     import optuna
+    import torch as th
     from optuna.trial import TrialState
 
+    if threads is not None:
+        th.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     total = len(Grid(**study.user_attrs["grid"]).points())
@@ -260,9 +270,14 @@ def worker(url: str, name: str, folder: str, track: dict[str, Any] | None, repor
 
 
 def run_workers(jobs: int, url: str, name: str, folder: Path, track: dict | None, study: Any, total: int) -> None:
-    """``jobs`` worker processes on the storage, with the grid's progress printed as it changes."""
+    """``jobs`` worker processes on the storage, with the grid's progress printed as it changes. The
+    cores are shared out among them (torch would give each process every core, and the processes'
+    threads would then wait on each other)."""
     context = mp.get_context("spawn")
-    workers = [context.Process(target=worker, args=(url, name, str(folder), track)) for _ in range(jobs)]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    workers = [
+        context.Process(target=worker, args=(url, name, str(folder), track, False, threads)) for _ in range(jobs)
+    ]
     for process in workers:
         process.start()
     try:
