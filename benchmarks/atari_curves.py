@@ -27,14 +27,17 @@ time. ``--resume`` keeps finished runs and continues the others from their last 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import multiprocessing as mp
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
-from minatar_curves import EpisodeLog, curve, learn_with_checkpoints, remove_checkpoint, run_jobs, write_episodes
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -42,6 +45,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from rainbow_ext import Rainbow
 from rainbow_ext.envs import make_atari_vec_env
 from rainbow_ext.zoo import zoo_config
+from rainbow_ext.zoo.stats import trailing_mean
 
 RANDOM_SCORE = {"Pong": -20.7, "Breakout": 1.7, "Freeway": 0.0, "Boxing": 0.1}
 # rl-zoo3's hyperparams/dqn.yml, ``atari`` entry
@@ -58,6 +62,154 @@ ZOO_DQN_ATARI: dict[str, Any] = dict(
     optimize_memory_usage=True,
     replay_buffer_kwargs=dict(handle_timeout_termination=False),
 )
+
+
+# The run loop of this script: its own checkpoints (every --checkpoint-every steps, swapped in whole)
+# and job pool. The other benchmarks run through ablate's grid; this one keeps its loop until the Pong
+# runs started with it have finished (their checkpoints are in this format).
+
+
+class EpisodeLog(BaseCallback):
+    """Records (step, return) of every finished training episode (SB3's Monitor ``episode`` info)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.episodes: list[tuple[int, float]] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.episodes.append((self.num_timesteps, float(info["episode"]["r"])))
+        return True
+
+
+class Checkpointer(BaseCallback):
+    """Saves the run every ``every`` steps into ``path``, as a rollout starts (the previous one stored
+    and trained on, so a resumed run repeats nothing); written beside it and swapped in, so a kill
+    mid-save keeps the previous checkpoint."""
+
+    def __init__(self, path: Path, every: int, steps: int, log: EpisodeLog, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.path, self.every, self.steps, self.log, self.state = path, every, steps, log, state
+        self.start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps < self.state["saved_at"] + self.every or self.num_timesteps >= self.steps:
+            return
+        fresh = self.path.with_name(self.path.name + ".new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        self.model.save(fresh / "model.zip")
+        self.model.save_replay_buffer(fresh / "replay_buffer.pkl")
+        write_episodes(fresh / "episodes.csv", self.log.episodes)
+        seconds = self.state["seconds"] + time.perf_counter() - self.start
+        meta = {**self.state, "saved_at": self.num_timesteps, "seconds": seconds}
+        (fresh / "meta.json").write_text(json.dumps(meta))
+        old = self.path.with_name(self.path.name + ".old")
+        if self.path.exists():  # else .old, if there, is the only whole checkpoint
+            shutil.rmtree(old, ignore_errors=True)
+            self.path.rename(old)
+        fresh.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self.state["saved_at"] = self.num_timesteps
+
+
+def latest_checkpoint(path: Path) -> Path | None:
+    """The checkpoint in ``path``, or the one a kill between the two renames left as ``.old``."""
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if (candidate / "meta.json").exists():
+            return candidate
+    return None
+
+
+def remove_checkpoint(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".old"), path.with_name(path.name + ".new")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_episodes(path: Path, episodes: list[tuple[int, float]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", "return"])
+        writer.writerows(episodes)
+
+
+def read_episodes(path: Path) -> list[tuple[int, float]]:
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return [(int(step), float(ret)) for step, ret in data]
+
+
+def learn_with_checkpoints(
+    model: Any,
+    log: EpisodeLog,
+    seed: int,
+    steps: int,
+    ckpt: Path | None,
+    every: int,
+    resume: bool,
+    name: str,
+    callbacks: tuple[BaseCallback, ...] = (),
+) -> tuple[Any, dict[str, Any], float]:
+    """Train ``model`` to ``steps`` steps, saving a checkpoint into ``ckpt`` every ``every`` steps and,
+    with ``resume``, continuing from the one found there. Returns the model (a loaded one after a
+    resume), the run's state (``resumed_at``) and the training seconds over every part of the run."""
+    state: dict[str, Any] = {"saved_at": 0, "seconds": 0.0, "resumed_at": []}
+    if ckpt is not None and not resume:  # a fresh run: an earlier run's checkpoint is not its own
+        remove_checkpoint(ckpt)
+    saved = latest_checkpoint(ckpt) if ckpt is not None else None
+    if saved is not None:
+        env, cls, device = model.get_env(), type(model), model.device
+        del model
+        model = cls.load(saved / "model.zip", env=env, device=device)
+        model.load_replay_buffer(saved / "replay_buffer.pkl")
+        # load() drops _last_obs, so learn() resets the new env; Rainbow's learn() then ends the stored
+        # episode as a truncation (end_stored_episodes). DQN and QR-DQN (one-step) need no such end.
+        model.set_random_seed(seed + model.num_timesteps)  # not a replay of the run's first steps
+        log.episodes = read_episodes(saved / "episodes.csv")
+        state = json.loads((saved / "meta.json").read_text())
+        state["resumed_at"] = [*state["resumed_at"], model.num_timesteps]
+        print(f"{name}: resumed at step {model.num_timesteps}", flush=True)
+    every_callback: list[BaseCallback] = [log, *callbacks]
+    if ckpt is not None:
+        every_callback.append(Checkpointer(ckpt, every, steps, log, state))
+    start = time.perf_counter()
+    model.learn(steps - model.num_timesteps, callback=every_callback, reset_num_timesteps=saved is None)
+    return model, state, state["seconds"] + time.perf_counter() - start
+
+
+def finished(algo: str, game: str, seed: int, steps: int, out: str) -> dict[str, Any] | None:
+    """A run already in ``out`` with the same budget (for --resume), else None."""
+    path = Path(out) / f"{game}-{algo}-seed{seed}.csv"
+    summary = path.with_suffix(".json")
+    if not summary.exists():
+        return None
+    result = json.loads(summary.read_text())
+    return {**result, "path": path} if result["steps"] == steps else None
+
+
+def run_jobs(
+    run_fn: Callable[..., dict[str, Any]], jobs: list[tuple], out: Path, resume: bool, report_only: bool, workers: int
+) -> list[dict[str, Any]]:
+    """Results of every job ``(algo, game, seed, steps, out, ...)``: finished runs found in ``out`` (with
+    ``resume`` or ``report_only``) and, unless ``report_only``, the rest run ``workers`` at a time."""
+    keep = resume or report_only
+    done = [r for r in (finished(*job[:5]) for job in jobs) if r is not None] if keep else []
+    todo = [job for job in jobs if not any((r["algo"], r["game"], r["seed"]) == job[:3] for r in done)]
+    if report_only:
+        print(f"{len(done)} finished runs in {out}; not run: {len(todo)}", flush=True)
+        return done
+    print(f"{len(todo)} runs to do, {len(done)} already in {out}", flush=True)
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return done + pool.starmap(run_fn, todo)
+
+
+def curve(path: Path, checkpoints: np.ndarray, window: int) -> np.ndarray:
+    """Mean return of the last ``window`` episodes finished by each checkpoint (NaN before the first)."""
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return trailing_mean(data[:, 0], data[:, 1], checkpoints, window)
 
 
 class Progress(BaseCallback):

@@ -48,6 +48,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", default="ablation")
     p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE", help="for every run")
     p.add_argument(
+        "--entry-params",
+        nargs="+",
+        default=[],
+        metavar="KEY:VALUE",
+        help="replace config entries' values (preset rules apply)",
+    )
+    p.add_argument(
         "-conf",
         "--conf-file",
         action="append",
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             args.hyperparams,
             conf_files,
             args.checkpoint_freq,
+            args.entry_params,
         )
         url, study = prepare(grid, folder, args.storage, args.study_name)
     except BAD_INPUT as error:

@@ -357,3 +357,19 @@ def test_params_given_with_i_are_read_as_a_config_entrys() -> None:
     assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3) and "n_timesteps" not in kwargs  # a run key
     with pytest.raises(cfg.ConfigError, match="unknown hyperparameter"):
         cfg.load_overrides({"learnig_rate": 1e-3}, Rainbow)
+
+
+def test_entry_params_follow_the_presets_rules() -> None:
+    """A grid's values for the config entry (an epsilon schedule for its budget) reach only the runs
+    the preset's rules give them to, unlike -params."""
+    entry = {"exploration_fraction": 0.2, "n_steps": 5}
+    assert "exploration_fraction" not in resolve_run("rainbow", "CartPole-v1", entry_params=entry).hyperparams
+    assert resolve_run("rainbow", "CartPole-v1", entry_params=entry).hyperparams["n_steps"] == 5
+    dqn = resolve_run("dqn", "CartPole-v1", entry_params=entry).hyperparams
+    assert dqn["exploration_fraction"] == 0.2 and dqn["n_steps"] == 1
+    assert (
+        resolve_run("sb3-dqn", "CartPole-v1", entry_params={"exploration_fraction": 0.2}).hyperparams[
+            "exploration_fraction"
+        ]
+        == 0.2
+    )

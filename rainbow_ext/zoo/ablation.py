@@ -47,6 +47,7 @@ class Grid:
     params: list[str] = field(default_factory=list)
     conf_files: dict[str, str] = field(default_factory=dict)  # algo -> config file (default: the shipped one)
     checkpoint_freq: int = 0  # steps between a run's resumable checkpoints (0: a rerun starts it over)
+    entry_params: list[str] = field(default_factory=list)  # replace config entries' values (preset rules apply)
 
     def points(self) -> list[dict[str, Any]]:
         return [{"variant": v, "env": e, "seed": s} for v in self.variants for e in self.envs for s in self.seeds]
@@ -68,6 +69,7 @@ def make_grid(
     params: list[str],
     conf_files: dict[str, str] | None = None,
     checkpoint_freq: int = 0,
+    entry_params: list[str] | None = None,
 ) -> Grid:
     """The grid, checked: known algos (presets or baselines) without repeats, existing envs, at least
     one seed, readable ``-params``, config files for algos of the grid that exist."""
@@ -89,12 +91,20 @@ def make_grid(
             raise UsageError(f"config file {path} (for {algo}) does not exist")
     if checkpoint_freq < 0:
         raise UsageError(f"--checkpoint-freq must be >= 0, got {checkpoint_freq}")
+    entry_params = list(entry_params or [])
     for variant in variants:  # every run's config resolves, before the first run
         for env_id in envs:
-            resolve_run(variant, env_id, cfg.parse_params(params), conf_files.get(variant), n_timesteps=n_timesteps)
-    return Grid(
-        variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files, checkpoint_freq
-    )
+            resolve_run(
+                variant,
+                env_id,
+                cfg.parse_params(params),
+                conf_files.get(variant),
+                n_timesteps=n_timesteps,
+                entry_params=cfg.parse_params(entry_params),
+            )
+    grid = Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files)
+    grid.checkpoint_freq, grid.entry_params = checkpoint_freq, entry_params
+    return grid
 
 
 def conf_file_map(given: list[str], variants: list[str]) -> dict[str, str]:
@@ -207,7 +217,16 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     )
     conf_file = grid.conf_files.get(variant)
     params = {} if resume is not None else cfg.parse_params(grid.params)  # a resumed model holds them
-    session = prepare_run(options, variant, env_id, params, conf_file, seed=seed, n_timesteps=grid.n_timesteps)
+    session = prepare_run(
+        options,
+        variant,
+        env_id,
+        params,
+        conf_file,
+        seed=seed,
+        n_timesteps=grid.n_timesteps,
+        entry_params=cfg.parse_params(grid.entry_params),
+    )
     result = train_run(session)
     trial.set_user_attr("seconds", result.seconds)  # training and its evaluations, over every stretch
     if result.interrupted_by is not None:

@@ -109,15 +109,19 @@ def resolve_run(
     n_envs: int | None = None,
     vec_env: str = "dummy",
     eval_max_steps: int | None = None,
+    entry_params: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """The config entry of ``algo`` on ``env`` (from ``conf_file``, default the shipped zoo config),
     checked and merged with the preset's flags and the overrides ``params`` (``-params``, parsed)
     by :func:`~rainbow_ext.zoo.config.apply_preset`. Keyword arguments given (not None) override the
-    entry's run keys, as the command's flags do."""
+    entry's run keys, as the command's flags do. ``entry_params`` replace values of the entry itself,
+    so the preset's rules apply to them as to the entry (a grid's epsilon schedule, say, reaches only
+    the variants that explore with epsilon)."""
     check_algo(algo)
     path = Path(conf_file) if conf_file is not None else default_config_file(algo)
     entries = cfg.load_entries(path)
     key, entry = cfg.select_entry(entries, env, env_family(env))
+    entry = {**entry, **(entry_params or {})}
     flags = preset_flags(algo) if algo in PRESETS else {}
     source = f"{path.name}[{key!r}]"
     overrides = dict(params or {})

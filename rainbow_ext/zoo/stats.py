@@ -113,6 +113,14 @@ def performance_profile(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     return (flat[:, None] > np.asarray(thresholds, dtype=np.float64)[None, :]).mean(axis=0)
 
 
+def trailing_mean(steps: np.ndarray, values: np.ndarray, at: np.ndarray, window: int) -> np.ndarray:
+    """At each step of ``at``, the mean of the last ``window`` values recorded by then (``steps`` in
+    order; NaN before the first): the MinAtar paper's and Dopamine's score of training episodes."""
+    steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
+    ends = np.searchsorted(steps, np.asarray(at), side="right")  # values recorded at steps <= each point
+    return np.array([values[max(end - window, 0) : end].mean() if end else np.nan for end in ends])
+
+
 @cache
 def atari_human_random() -> dict[str, tuple[float, float]]:
     """ROM name -> (random score, human score) for the Atari-57 games (rainbow_ext/data)."""
