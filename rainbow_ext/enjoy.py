@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
 def find_model(args: argparse.Namespace) -> tuple[Path, Path]:
     """(run folder, model file) for the arguments; a ValueError says what is missing."""
     check_algo(args.algo)
+    if args.n_episodes < 1:
+        raise ValueError(f"-n must be >= 1 (episodes to play), got {args.n_episodes}")
     log_folder = Path(args.log_folder)
     if args.exp_id > 0:
         run_dir = log_folder / args.algo / f"{runs.env_folder_name(args.env)}_{args.exp_id}"

@@ -1,4 +1,8 @@
-"""SB3's ``EvalCallback`` that also reports evaluation games which stalled.
+"""SB3's ``EvalCallback`` that also reports evaluation games which stalled, and writes its files whole.
+
+SB3 writes ``evaluations.npz`` and ``best_model.zip`` in place, so a kill during a write leaves a
+broken file and loses the previous one; here SB3 writes them to staging names and each is renamed over
+the real one (one atomic step) after the evaluation.
 
 A greedy policy can stand still in a state that only one action leaves, such as Breakout waiting for
 FIRE after a life loss: every evaluation game then runs to the time limit with no reward, the
@@ -8,6 +12,7 @@ evaluation takes minutes and reports a score that looks like a bad policy. Such 
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -30,6 +35,17 @@ class EvalCallback(SB3EvalCallback):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # SB3 saves to log_path (``<folder>/evaluations.npz``) and best_model_save_path/best_model.zip:
+        # point both at staging names, renamed over the real files after each evaluation
+        self._final_files: list[tuple[str, str]] = []
+        if self.log_path is not None:  # SB3's "<folder>/evaluations", to which numpy adds .npz
+            final = self.log_path + ".npz"
+            self.log_path = os.path.join(os.path.dirname(final), ".evaluations.partial.npz")
+            self._final_files.append((self.log_path, final))
+        if self.best_model_save_path is not None:
+            final = os.path.join(self.best_model_save_path, "best_model.zip")
+            self.best_model_save_path = os.path.join(self.best_model_save_path, ".best_model.partial")
+            self._final_files.append((os.path.join(self.best_model_save_path, "best_model.zip"), final))
         self.stalled_games = 0  # in the last evaluation
         self._game_steps = np.zeros(0, dtype=np.int64)
         self._last_reward_step = np.zeros(0, dtype=np.int64)
@@ -45,6 +61,9 @@ class EvalCallback(SB3EvalCallback):
             self._games, self._stalled_lengths = 0, []
         continue_training = super()._on_step()
         if evaluating:
+            for staged, final in self._final_files:
+                if os.path.exists(staged):
+                    os.replace(staged, final)
             self.stalled_games = len(self._stalled_lengths)
             if self.stalled_games:
                 self.logger.record("eval/stalled_games", self.stalled_games)

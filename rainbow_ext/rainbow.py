@@ -132,7 +132,7 @@ class Rainbow(DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage)
+        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage, buffer_size, batch_size)
         _check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
         head_options = dict(
             dueling=dueling,
@@ -598,7 +598,13 @@ def _check_options(
     v_min: float,
     v_max: float,
     optimize_memory_usage: bool,
+    buffer_size: int,
+    batch_size: int,
 ) -> None:
+    # SB3 would store a buffer of 0 as 1 slot, and a batch of 0 divides by zero at the first update
+    for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     if not noisy_sigma0 > 0:

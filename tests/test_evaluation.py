@@ -119,3 +119,36 @@ def test_evaluations_count_whole_games_with_life_loss_episodes(vec_env: str, tmp
     env = make_atari_vec_env("ALE/Breakout-v5", 1, seed=0, vec_env=vec_env, terminal_on_life_loss=True)
     callback, _ = evaluate_noop(env, tmp_path, episodes=3)
     assert all(450 <= length <= 1_500 for length in callback.evaluations_length[-1])
+
+
+def test_evaluation_files_are_renamed_into_place_whole(tmp_path: Path) -> None:
+    """SB3 writes evaluations.npz and best_model.zip in place; here they are written under staging
+    names and renamed over the real ones, so a kill mid-write never leaves a broken file."""
+    from stable_baselines3 import DQN
+
+    env = make_env("CartPole-v1", n_envs=1, seed=0)
+    callback = EvalCallback(
+        make_env("CartPole-v1", n_envs=1, seed=1),
+        n_eval_episodes=1,
+        eval_freq=50,
+        log_path=str(tmp_path),
+        best_model_save_path=str(tmp_path),
+        verbose=0,
+    )
+    saved: list[str] = []
+    original = np.savez
+
+    def spy(file, *args, **kwargs):  # where SB3 writes, and that the real file is not open then
+        saved.append(str(file))
+        return original(file, *args, **kwargs)
+
+    np.savez = spy  # type: ignore[assignment]
+    try:
+        DQN("MlpPolicy", env, learning_starts=1000, seed=0).learn(100, callback=callback)
+    finally:
+        np.savez = original  # type: ignore[assignment]
+    assert saved and all(name.endswith(".evaluations.partial.npz") for name in saved)
+    with np.load(tmp_path / "evaluations.npz") as data:
+        assert list(data["timesteps"]) == [50, 100]
+    assert (tmp_path / "best_model.zip").is_file() and not (tmp_path / ".evaluations.partial.npz").exists()
+    assert not (tmp_path / ".best_model.partial" / "best_model.zip").exists()

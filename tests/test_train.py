@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 import yaml
 
 from rainbow_ext import Rainbow
@@ -238,6 +239,15 @@ def write_config(tmp_path: Path, entry: str) -> str:
         (["-i", "{conf}/missing.zip"], "no such file"),
         (["-i", "{conf}/corrupt.zip"], "not a readable rainbow model"),
         (["-f", "{conf}/a_file/logs"], "is not a directory"),
+        (["-params", "policy_kwargs:{activation_fn: os.abort}"], "'os.abort' is not a subclass of torch.nn.Module"),
+        (["-params", "policy_kwargs:{optimizer_class: os.system}"], "'os.system' is not a subclass of torch.optim"),
+        (["--n-eval-envs", "0"], "--n-eval-envs must be >= 1"),
+        (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
+        (["-params", "buffer_size:0"], "buffer_size must be an integer >= 1, got 0"),
+        (["-params", "batch_size:0"], "batch_size must be an integer >= 1, got 0"),
+        (["-conf", "{conf}"], "is a directory, not a YAML file"),
+        (["--device", "gpu"], "--device gpu: not a device name"),
+        (["-f", "/proc/rainbow-ext-logs"], "cannot be written"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
@@ -253,6 +263,23 @@ def test_bad_input_exits_2_with_a_message(argv: list[str], message: str, tmp_pat
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not logs.exists()  # nothing written
+
+
+@pytest.mark.skipif(th.cuda.is_available(), reason="CUDA is here")
+def test_cuda_asked_for_without_cuda_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["--device", "cuda", "-f", str(tmp_path / "logs")]) == 2
+    assert "--device cuda: no CUDA device here" in capsys.readouterr().err and not (tmp_path / "logs").exists()
+
+
+def test_a_run_without_updates_is_warned_about(tmp_path: Path) -> None:
+    argv = ["-n", "300", "--eval-freq", "-1", "-f", str(tmp_path), "--no-progress-bar", "--verbose", "0"]
+    with pytest.warns(UserWarning, match=r"learning_starts \(1,000\) >= n_timesteps \(300\)"):
+        assert main(argv) == 0
+
+
+def test_enjoy_needs_an_episode(tmp_path: Path, capsys) -> None:
+    assert enjoy_main(["-n", "0", "-f", str(tmp_path)]) == 2
+    assert "-n must be >= 1" in capsys.readouterr().err
 
 
 def test_yaml_wrong_type_is_an_error(tmp_path: Path, capsys) -> None:

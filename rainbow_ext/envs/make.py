@@ -38,7 +38,7 @@ def _wrapper_class(env_wrapper: Any) -> Any:
             path, kwargs = item, {}
         else:
             raise ValueError(f"env_wrapper entries must be import paths or {{path: kwargs}}, got {item!r}")
-        wrappers.append((import_object(path, "env_wrapper"), kwargs or {}))
+        wrappers.append((import_object(path, "env_wrapper", "gymnasium.Wrapper"), kwargs or {}))
 
     def wrap(env: gym.Env) -> gym.Env:
         for cls, kwargs in wrappers:

@@ -67,8 +67,12 @@ RUN_KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 # Counts written as 1e6 in YAML are floats; they are integers.
 INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
-# policy_kwargs entries that name classes.
-CLASS_KWARGS = ("activation_fn", "optimizer_class", "features_extractor_class")
+# policy_kwargs entries that name classes, and the class each must derive from.
+CLASS_KWARGS = {
+    "activation_fn": "torch.nn.Module",
+    "optimizer_class": "torch.optim.Optimizer",
+    "features_extractor_class": "stable_baselines3.common.torch_layers.BaseFeaturesExtractor",
+}
 SHORT_CLASS_NAMES = {
     "ReLU": "torch.nn.ReLU",
     "Tanh": "torch.nn.Tanh",
@@ -110,6 +114,8 @@ def load_entries(path: Path) -> dict[str, dict[str, Any]]:
             entries = load_yaml(file)
     except FileNotFoundError as error:
         raise ConfigError(f"config file {path} does not exist") from error
+    except IsADirectoryError as error:
+        raise ConfigError(f"config file {path} is a directory, not a YAML file") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
@@ -301,9 +307,9 @@ def parse_policy_kwargs(value: dict[str, Any] | str) -> dict[str, Any]:
     if isinstance(value, str):
         value = parse_dict_call(value, "policy_kwargs")
     kwargs = dict(value)
-    for key in CLASS_KWARGS:
+    for key, base in CLASS_KWARGS.items():
         if isinstance(kwargs.get(key), str):
-            kwargs[key] = import_object(kwargs[key], f"policy_kwargs[{key!r}]")
+            kwargs[key] = import_object(kwargs[key], f"policy_kwargs[{key!r}]", base)
     return kwargs
 
 
@@ -337,16 +343,29 @@ def literal_or_name(node: ast.expr, what: str, text: str) -> Any:
         raise ConfigError(f"{what}: only literals and class names are allowed, got {ast.unparse(node)!r}") from error
 
 
-def import_object(path: str, what: str) -> Any:
-    """``"torch.nn.ReLU"``, ``"nn.ReLU"`` or ``"ReLU"`` (torch.nn, then torch.optim) -> the class."""
+def import_object(path: str, what: str, base: str | None = None) -> type:
+    """``"torch.nn.ReLU"``, ``"nn.ReLU"`` or ``"ReLU"`` (torch.nn, then torch.optim) -> the class.
+
+    It must be a class, and a subclass of ``base`` (an import path) when given: a config names a
+    class for the library to build, never a function to call (``os.system`` is refused, not run)."""
     module_name, _, name = path.rpartition(".")
     candidates = [MODULE_ALIASES.get(module_name, module_name)] if module_name else ["torch.nn", "torch.optim"]
     for candidate in candidates:
         try:
-            return getattr(importlib.import_module(candidate), name)
+            found = getattr(importlib.import_module(candidate), name)
         except (ImportError, AttributeError):
             continue
+        expected = _class_at(base) if base is not None else object
+        if not (inspect.isclass(found) and issubclass(found, expected)):
+            kind = f"a subclass of {base}" if base is not None else "a class"
+            raise ConfigError(f"{what}: {path!r} is not {kind}")
+        return found
     raise ConfigError(f"{what}: cannot import {path!r} (give module.Name, e.g. torch.nn.ReLU)")
+
+
+def _class_at(path: str) -> type:
+    module_name, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

@@ -13,12 +13,14 @@ import difflib
 import inspect
 import pickle
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
@@ -278,6 +280,7 @@ def prepare_run(
     read from the folder of the model ``options.trained_agent`` continues) and its model.
     ``run_flags`` are :func:`resolve_run`'s keyword arguments."""
     check_eval_max_steps(run_flags.get("eval_max_steps"))
+    check_train_options(options)
     runs.check_writable(options.log_folder)
     if options.run_dir is not None:
         runs.check_writable(options.run_dir)
@@ -286,6 +289,7 @@ def prepare_run(
     if options.trained_agent is None:
         run = resolve_run(algo, env, params, conf_file, **run_flags)
         model = build_model(run, run.make_env(), options.device, options.verbose, options.tensorboard_log)
+        warn_if_no_update(model, run.n_timesteps)
         return Session(run, model, options, run_dir=None, remaining=run.n_timesteps)
 
     path = options.trained_agent
@@ -313,6 +317,35 @@ def prepare_run(
         if (path.parent / runs.META_FILE).exists():
             seconds_before = runs.checkpoint_seconds(path.parent)
     return Session(run, model, options, run_dir=run_dir, remaining=remaining, seconds_before=seconds_before)
+
+
+def warn_if_no_update(model: BaseAlgorithm, n_timesteps: int) -> None:
+    learning_starts = getattr(model, "learning_starts", 0)
+    if learning_starts >= n_timesteps:
+        warnings.warn(
+            f"learning_starts ({learning_starts:,}) >= n_timesteps ({n_timesteps:,}): the run acts at random "
+            "and makes no gradient step",
+            stacklevel=3,
+        )
+
+
+def check_train_options(options: TrainOptions) -> None:
+    """The flags of a run that no constructor sees: counts, and a device that exists here."""
+    if options.eval_freq > 0:
+        for name in ("eval_episodes", "n_eval_envs"):
+            if getattr(options, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(options, name)}")
+    check_device(options.device)
+
+
+def check_device(device: str) -> None:
+    """A torch device name that this machine has (SB3 would fall back to the CPU without a word)."""
+    try:
+        resolved = th.device(device) if device != "auto" else None
+    except RuntimeError as error:
+        raise UsageError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps, auto)") from error
+    if resolved is not None and resolved.type == "cuda" and not th.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device here")
 
 
 def run_folder_of(model_path: Path) -> Path | None:

@@ -50,7 +50,11 @@ def check_writable(folder: Path) -> None:
     if not existing.is_dir():
         raise ValueError(f"log folder {folder} cannot be created: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"log folder {folder} is not writable ({existing} does not allow writing)")
+        raise ValueError(f"log folder {folder} cannot be written ({existing} does not allow writing)")
+    try:  # os.access says yes to root everywhere; /proc, read-only mounts and the like refuse the write itself
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".rainbow_ext-write-check-"))
+    except OSError as error:
+        raise ValueError(f"log folder {folder} cannot be written ({existing}: {error.strerror})") from error
 
 
 def new_run_dir(log_folder: Path, algo: str, env_id: str) -> Path:
