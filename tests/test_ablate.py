@@ -218,6 +218,7 @@ def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
         (["--variants", "sb3-dqn", "-conf", "x.yml"], "-conf x.yml: the grid has no preset for it"),
         (["-params", "learnig_rate:1e-3"], "unknown hyperparameter(s) ['learnig_rate'] in -params (did you mean"),
         (["--variants", "sb3-dqn", "-params", "noisy_sigma0:0.1"], "unknown hyperparameter(s) ['noisy_sigma0']"),
+        (["-n", "1500"], "--eval-freq 10000 with 1,500 steps (rainbow on CartPole-v1): no evaluation would run"),
     ],
 )
 def test_bad_input(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
@@ -287,3 +288,9 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert (np.diff(episodes[:, 0]) > 0).all() and episodes[0, 0] < saved["step"] < episodes[-1, 0]
     assert trial.user_attrs["seconds"] > saved["seconds"] > 0
     assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # two stretches of one run
+
+
+def test_a_grid_whose_every_run_fails_exits_1(tmp_path: Path, capsys) -> None:
+    argv = ["--variants", "dqn", "--seeds", "1", "-n", "100", "--eval-freq", "100", "-f", str(tmp_path / "a")]
+    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
+    assert "no run of the grid finished" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from rainbow_ext.envs.make import check_env_id
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.errors import EXIT_INTERRUPTED, UsageError
+from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
 from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, resolve_run, resume_point, train_run
 from rainbow_ext.zoo.studies import open_storage
 
@@ -94,7 +94,7 @@ def make_grid(
     entry_params = list(entry_params or [])
     for variant in variants:  # every run's config resolves, before the first run
         for env_id in envs:
-            resolve_run(
+            run = resolve_run(
                 variant,
                 env_id,
                 cfg.parse_params(params),
@@ -102,6 +102,11 @@ def make_grid(
                 n_timesteps=n_timesteps,
                 entry_params=cfg.parse_params(entry_params),
             )
+            if not 0 < eval_freq <= run.n_timesteps:  # a run's score is its last evaluation
+                raise UsageError(
+                    f"--eval-freq {eval_freq} with {run.n_timesteps:,} steps ({variant} on {env_id}): no evaluation "
+                    "would run; give --eval-freq between 1 and the run's steps"
+                )
     grid = Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files)
     grid.checkpoint_freq, grid.entry_params = checkpoint_freq, entry_params
     return grid
@@ -365,6 +370,9 @@ def run_ablation(
         done, _ = progress(study)
         if done < total:
             print(f"{done}/{total} runs finished (others failed or run elsewhere); the report covers those")
+        if done == 0:
+            print("error: no run of the grid finished (see the failed trials in the study)", file=sys.stderr)
+            return EXIT_FAILED
 
     from rainbow_ext.zoo.ablation_report import write_report
 

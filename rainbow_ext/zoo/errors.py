@@ -8,6 +8,7 @@ import sys
 
 import gymnasium as gym
 
+EXIT_FAILED = 1  # the input was good, the work failed (every run of a grid, say)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
