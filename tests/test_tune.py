@@ -148,3 +148,18 @@ def test_a_study_with_another_direction_or_search_is_refused(tmp_path: Path, cap
     capsys.readouterr()
     assert main([*argv, "-n", "600"]) == 2
     assert "has a different search: n_timesteps: 300 there, 600 here" in capsys.readouterr().err
+
+
+def test_a_rerun_on_the_same_study_samples_new_parameters(tmp_path: Path, capsys) -> None:
+    """Each call that joins a study seeds its sampler apart: a rerun (or another worker) does not
+    repeat the trials already there, and other -params are another search."""
+    folder = tmp_path / "study"
+    argv = ["--algo", "dqn", *QUICK, "-n", "300", "-f", str(folder), "--study-name", "s"]
+    assert main([*argv, "--n-trials", "1"]) == 0
+    assert main([*argv, "--n-trials", "2"]) == 0
+    study = optuna.load_study(study_name="s", storage=sqlite(folder))
+    first, second = (t.params for t in study.trials[:2])
+    assert first != second
+    capsys.readouterr()
+    assert main([*argv, "--n-trials", "3", "-params", "gamma:0.9"]) == 2
+    assert "has a different search: params: {} there, {'gamma': 0.9} here" in capsys.readouterr().err

@@ -15,6 +15,8 @@ import copy
 import hashlib
 import importlib.util
 import math
+import os
+import socket
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.errors import EXIT_INTERRUPTED
 from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, resolve_run
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
@@ -235,15 +238,28 @@ def counted_trials(study: Any, before: int | None = None) -> int:
     return count
 
 
-def study_signature(run: RunConfig, space_file: Path) -> dict[str, Any]:
-    """What makes two studies the same search: algo, env, budget and the search space's source."""
+def study_signature(run: RunConfig, space_file: Path, fixed: dict[str, Any]) -> dict[str, Any]:
+    """What makes two studies the same search: algo, env, budget, the config entry, the ``-params``
+    fixed for every trial and the search space's source."""
     return {
         "algo": run.algo,
         "env": run.env,
         "n_timesteps": run.n_timesteps,
+        "config": run.source,
+        "params": cfg.to_yaml_value(fixed),
         "search_space": space_file.name,
         "search_space_sha256": hashlib.sha256(space_file.read_bytes()).hexdigest(),
     }
+
+
+def sampler_seed(args: TuneOptions, trials_so_far: int) -> int:
+    """``--seed`` for a new study on this machine (reproducible); a worker joining a study (or
+    sharing a storage) seeds from its host, process and the study's size, so that workers and
+    reruns sample different parameters."""
+    if trials_so_far == 0 and args.storage is None:
+        return args.seed
+    key = f"{args.seed}:{socket.gethostname()}:{os.getpid()}:{trials_so_far}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
 
 def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
@@ -268,9 +284,11 @@ def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
     saved = study.user_attrs.get("signature")
     if saved is None:
         study.set_user_attr("signature", signature)
-    elif saved != signature:
-        diff = [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in signature.items() if saved.get(k) != v]
-        raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
+    else:  # a key that an older study did not record is not compared
+        diff = [f"{k}: {saved[k]!r} there, {v!r} here" for k, v in signature.items() if k in saved and saved[k] != v]
+        if diff:
+            raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
+    study.sampler = make_sampler(args.sampler, args.n_startup_trials, sampler_seed(args, len(study.trials)))
     return study
 
 
@@ -337,7 +355,8 @@ def prepare(args: TuneOptions) -> tuple[RunConfig, Path, str, Any, ModuleType]:
     url = args.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     if args.storage is None:
         folder.mkdir(parents=True, exist_ok=True)
-    study = open_study(args, url, study_signature(run, space_file))
+    fixed = {key: value for key, value in run.hyperparams.items() if key in args.params}  # -params, resolved
+    study = open_study(args, url, study_signature(run, space_file, fixed))
     return run, folder, url, study, space
 
 
@@ -364,6 +383,8 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
             )
     except KeyboardInterrupt:
         print("interrupted: the study keeps its finished trials; rerun to continue", file=sys.stderr)
+        report(study, run, folder, args)
+        return EXIT_INTERRUPTED
     return report(study, run, folder, args)
 
 
