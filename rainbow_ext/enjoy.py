@@ -17,7 +17,7 @@ import numpy as np
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import BAD_INPUT, bad_input
-from rainbow_ext.zoo.experiment import ALGOS, algo_class, check_algo
+from rainbow_ext.zoo.experiment import ALGOS, find_run_model, load_first_readable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,33 +38,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def find_model(args: argparse.Namespace) -> tuple[Path, Path]:
-    """(run folder, model file) for the arguments; a ValueError says what is missing."""
-    check_algo(args.algo)
-    if args.n_episodes < 1:
-        raise ValueError(f"-n must be >= 1 (episodes to play), got {args.n_episodes}")
-    log_folder = Path(args.log_folder)
-    if args.exp_id > 0:
-        run_dir = log_folder / args.algo / f"{runs.env_folder_name(args.env)}_{args.exp_id}"
-        if not run_dir.is_dir():
-            raise ValueError(f"no run folder {run_dir}")
-    else:
-        found = runs.latest_run_dir(log_folder, args.algo, args.env)
-        if found is None:
-            raise ValueError(f"no runs of {args.algo} on {args.env} under {log_folder / args.algo}")
-        run_dir = found
-    best, last = run_dir / runs.BEST_MODEL_FILE, runs.model_file(run_dir, args.env)
-    candidates = [last] if args.load_last else [best, last]
-    for path in candidates:
-        if path.is_file():
-            return run_dir, path
-    raise ValueError(f"no model in {run_dir} (looked for {', '.join(p.name for p in candidates)})")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        run_dir, path = find_model(args)
+        if args.n_episodes < 1:
+            raise ValueError(f"-n must be >= 1 (episodes to play), got {args.n_episodes}")
+        run_dir, paths = find_run_model(Path(args.log_folder), args.algo, args.env, args.exp_id, args.load_last)
         config = runs.read_yaml(run_dir / runs.CONFIG_FILE) if (run_dir / runs.CONFIG_FILE).exists() else {}
         config.setdefault("env", args.env)
         video_folder = Path(args.video_folder) if args.video_folder else run_dir / "videos"
@@ -77,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             env_kwargs=config.get("env_kwargs"),
             video_folder=str(video_folder) if args.record_video else None,
         )
-        model = algo_class(args.algo).load(path, device=args.device)
+        path, model = load_first_readable(paths, args.algo, args.device)
     except BAD_INPUT as error:
         return bad_input(error)
 

@@ -400,3 +400,46 @@ def test_entry_params_follow_the_presets_rules() -> None:
         ]
         == 0.2
     )
+
+
+def test_i_names_the_algorithm_of_a_file_and_misses_no_buffer_silently(tmp_path: Path, capsys) -> None:
+    from sb3_contrib import QRDQN
+
+    QRDQN("MlpPolicy", "CartPole-v1").save(tmp_path / "qrdqn.zip")
+    assert main(["--algo", "rainbow", "-i", str(tmp_path / "qrdqn.zip"), "-f", str(tmp_path / "logs")]) == 2
+    assert "this file is a qrdqn model, not rainbow" in capsys.readouterr().err
+    Rainbow("MlpPolicy", "CartPole-v1").save(tmp_path / "rainbow.zip")
+    assert main(["--algo", "qrdqn", "-i", str(tmp_path / "rainbow.zip"), "-f", str(tmp_path / "logs")]) == 2
+    assert "this file is a Rainbow (preset) model, not qrdqn" in capsys.readouterr().err
+    argv = ["-i", str(tmp_path / "rainbow.zip"), "-n", "200", "--eval-freq", "-1", "-f", str(tmp_path / "logs")]
+    with pytest.warns(UserWarning, match="no replay buffer beside it"):
+        assert main([*argv, "--no-progress-bar", "--verbose", "0"]) == 0
+
+
+def test_run_files_have_the_usual_mode_and_a_resume_keeps_the_first_config(tmp_path: Path) -> None:
+    argv = ["-n", "1200", "--eval-freq", "600", "--eval-episodes", "1", "-f", str(tmp_path), "--no-progress-bar"]
+    argv += ["--verbose", "0", "-params", *FAST]
+    assert main(argv) == 0
+    run_dir = tmp_path / "rainbow" / "CartPole-v1_1"
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.yml", "args.yml", "CartPole-v1.zip", "episodes.csv"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+    config, args = (run_dir / "config.yml").read_text(), (run_dir / "args.yml").read_text()
+    resume = ["--algo", "rainbow", "-i", str(run_dir / "CartPole-v1.zip"), "-n", "1800", "-f", str(tmp_path)]
+    resume += ["--eval-freq", "600", "--no-progress-bar", "--verbose", "0"]
+    assert main(resume) == 2  # evaluations of 5 episodes cannot go on a history of 1-episode ones
+    assert main([*resume, "--eval-episodes", "1"]) == 0
+    assert (run_dir / "config.yml").read_text() == config and (run_dir / "args.yml").read_text() == args
+    assert len((run_dir / "command.txt").read_text().splitlines()) == 2
+
+
+def test_enjoy_falls_back_from_a_broken_best_model(tmp_path: Path, capsys) -> None:
+    argv = ["--algo", "dqn", "-n", "300", "--eval-freq", "300", "--eval-episodes", "1", "-f", str(tmp_path)]
+    assert main([*argv, "--no-progress-bar", "--verbose", "0"]) == 0
+    (tmp_path / "dqn" / "CartPole-v1_1" / "best_model.zip").write_bytes(b"broken")
+    capsys.readouterr()
+    assert enjoy_main(["--algo", "dqn", "-f", str(tmp_path), "-n", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "best_model.zip (" in captured.err and "is not a readable dqn model" in captured.err
+    assert "CartPole-v1.zip on CartPole-v1" in captured.out  # the final model played instead

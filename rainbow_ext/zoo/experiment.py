@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import pickle
+import sys
 import time
 import warnings
 import zipfile
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
@@ -311,6 +314,8 @@ def prepare_run(
             "left to train (raise -n)"
         )
     seconds_before = 0.0
+    if run_dir is not None and options.eval_freq > 0:
+        check_evaluation_history(run_dir, options.eval_episodes)
     if run_dir is not None:
         # the env's seeds go on from here, not from the run's first step again
         model.set_random_seed(run.seed + model.num_timesteps)
@@ -346,6 +351,20 @@ def check_device(device: str) -> None:
         raise UsageError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps, auto)") from error
     if resolved is not None and resolved.type == "cuda" and not th.cuda.is_available():
         raise UsageError(f"--device {device}: no CUDA device here")
+
+
+def check_evaluation_history(run_dir: Path, eval_episodes: int) -> None:
+    """A run continues its evaluations.npz, whose rows have one score per evaluation episode."""
+    path = run_dir / runs.EVALUATIONS_FILE
+    if not path.exists():
+        return
+    with np.load(path) as data:
+        results = data["results"]
+    if results.size and results.shape[1] != eval_episodes:
+        raise UsageError(
+            f"-i: {path} holds evaluations of {results.shape[1]} episodes; continue the run with "
+            f"--eval-episodes {results.shape[1]}"
+        )
 
 
 def run_folder_of(model_path: Path) -> Path | None:
@@ -401,18 +420,76 @@ def load_trained_agent(
     path: Path, run: RunConfig, env: VecEnv, options: TrainOptions, overrides: dict[str, Any]
 ) -> BaseAlgorithm:
     kwargs = cfg.load_overrides(overrides, algo_class(run.algo))
+    saved_as = saved_algorithm(path)
+    expected = algo_class(run.algo)
+    if saved_as is not None and algo_class(saved_as) is not expected:
+        name = "a Rainbow (preset)" if saved_as == "rainbow" else f"a {saved_as}"
+        raise UsageError(f"-i {path}: this file is {name} model, not {run.algo}; pass --algo accordingly")
     try:
-        model = algo_class(run.algo).load(path, env=env, device=options.device, verbose=options.verbose, **kwargs)
+        model = expected.load(path, env=env, device=options.device, verbose=options.verbose, **kwargs)
     except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as error:
         raise UsageError(f"-i {path}: not a readable {run.algo} model ({type(error).__name__}: {error})") from error
     buffer = path.parent / runs.BUFFER_FILE
-    if buffer.exists():
+    if not buffer.exists():
+        warnings.warn(
+            f"-i {path}: no replay buffer beside it ({buffer.name}); training goes on with an empty one", stacklevel=3
+        )
+    else:
         try:
             model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
         except (EOFError, pickle.UnpicklingError, AssertionError, AttributeError, ValueError) as error:
             raise UsageError(f"-i: replay buffer {buffer} is not readable ({type(error).__name__}: {error})") from error
         print(f"loaded the replay buffer ({model.replay_buffer.size()} transitions) from {buffer}")  # type: ignore[attr-defined]
     return model
+
+
+def saved_algorithm(path: Path) -> str | None:
+    """The algo a model zip was saved from, read from its policy class's module: ``"rainbow"`` (any
+    preset), ``"qrdqn"`` or ``"sb3-dqn"``; None when the file does not say."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return None  # load() reports what is wrong with the file
+    module = str(data.get("policy_class", {}).get("__module__", ""))
+    families = {"rainbow_ext.": "rainbow", "sb3_contrib.qrdqn.": "qrdqn", "stable_baselines3.dqn.": "sb3-dqn"}
+    return next((algo for prefix, algo in families.items() if module.startswith(prefix)), None)
+
+
+def find_run_model(
+    log_folder: Path, algo: str, env: str, exp_id: int = 0, load_last: bool = False
+) -> tuple[Path, list[Path]]:
+    """A run's folder (``<log_folder>/<algo>/<env>_<exp_id>``, the latest for 0) and its models to try
+    in order: the best, then the final one (the final only, with ``load_last``)."""
+    check_algo(algo)
+    if exp_id > 0:
+        run_dir = log_folder / algo / f"{runs.env_folder_name(env)}_{exp_id}"
+        if not run_dir.is_dir():
+            raise UsageError(f"no run folder {run_dir}")
+    else:
+        found = runs.latest_run_dir(log_folder, algo, env)
+        if found is None:
+            raise UsageError(f"no runs of {algo} on {env} under {log_folder / algo}")
+        run_dir = found
+    best, last = run_dir / runs.BEST_MODEL_FILE, runs.model_file(run_dir, env)
+    candidates = [last] if load_last else [best, last]
+    present = [path for path in candidates if path.is_file()]
+    if not present:
+        raise UsageError(f"no model in {run_dir} (looked for {', '.join(p.name for p in candidates)})")
+    return run_dir, present
+
+
+def load_first_readable(paths: list[Path], algo: str, device: str = "auto") -> tuple[Path, BaseAlgorithm]:
+    """The first of ``paths`` that loads: a broken best model falls back to the final one, with a
+    message naming it; a UsageError names every file that did not load."""
+    problems = []
+    for path in paths:
+        try:
+            return path, algo_class(algo).load(path, device=device)
+        except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as error:
+            problems.append(f"{path} ({type(error).__name__}: {error})")
+            print(f"warning: {problems[-1]} is not a readable {algo} model", file=sys.stderr)
+    raise UsageError(f"no readable model: {'; '.join(problems)}")
 
 
 def train_run(session: Session) -> TrainResult:
@@ -429,8 +506,9 @@ def train_run(session: Session) -> TrainResult:
     else:
         run_dir = runs.new_run_dir(options.log_folder, run.algo, run.env)
     config = run_config_dict(run, model)
-    runs.write_yaml(run_dir / runs.CONFIG_FILE, config)
-    runs.write_yaml(run_dir / runs.ARGS_FILE, options.args)
+    if not resuming:  # a resumed run keeps the config and arguments it started with; command.txt has each line
+        runs.write_yaml(run_dir / runs.CONFIG_FILE, config)
+        runs.write_yaml(run_dir / runs.ARGS_FILE, options.args)
     with open(run_dir / runs.COMMAND_FILE, "a") as file:
         file.write(options.command + "\n")
     if model.tensorboard_log is None:
