@@ -16,7 +16,7 @@ import numpy as np
 
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.errors import BAD_INPUT, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input
 from rainbow_ext.zoo.experiment import ALGOS, find_run_model, load_first_readable
 
 
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 returns.append(infos[0]["episode"]["r"])
                 lengths.append(infos[0]["episode"]["l"])
                 print(f"episode {len(returns)}: return {returns[-1]:.2f}, length {lengths[-1]}")
+    except KeyboardInterrupt:
+        print(f"interrupted after {len(returns)} episodes", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except gym.error.DependencyNotInstalled as error:  # rendering for --record-video
         return bad_input(type(error)(f'{error} (pip install -e ".[video]")'))
     finally:

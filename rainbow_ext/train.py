@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rainbow_ext.envs.atari import VEC_ENV_KINDS
 from rainbow_ext.zoo import config as cfg
-from rainbow_ext.zoo.errors import BAD_INPUT, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input
 from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, train_run
 
 
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except BAD_INPUT as error:
         return bad_input(error)
-    train_run(session)
-    return 0
+    result = train_run(session)
+    return EXIT_INTERRUPTED if result.interrupted_by is not None else 0
 
 
 if __name__ == "__main__":

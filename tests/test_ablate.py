@@ -293,4 +293,4 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 def test_a_grid_whose_every_run_fails_exits_1(tmp_path: Path, capsys) -> None:
     argv = ["--variants", "dqn", "--seeds", "1", "-n", "100", "--eval-freq", "100", "-f", str(tmp_path / "a")]
     assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
-    assert "no run of the grid finished" in capsys.readouterr().err
+    assert "error: 1 run(s) failed; the first: RuntimeError" in capsys.readouterr().err

@@ -160,7 +160,7 @@ def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=120)
-    assert process.returncode == 0 and "SIGINT: stopped at step" in out
+    assert process.returncode == 130 and "SIGINT: stopped at step" in out
 
     interrupted = Rainbow.load(run_dir / "CartPole-v1.zip")
     assert 400 <= interrupted.num_timesteps < 6000

@@ -163,3 +163,9 @@ def test_a_rerun_on_the_same_study_samples_new_parameters(tmp_path: Path, capsys
     capsys.readouterr()
     assert main([*argv, "--n-trials", "3", "-params", "gamma:0.9"]) == 2
     assert "has a different search: params: {} there, {'gamma': 0.9} here" in capsys.readouterr().err
+
+
+def test_failed_trials_give_exit_status_1_with_the_first_error(tmp_path: Path, capsys) -> None:
+    argv = ["--algo", "dqn", "--n-trials", "1", *QUICK, "-n", "300", "-f", str(tmp_path / "s")]
+    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
+    assert "error: 1 trial(s) failed; the first: RuntimeError" in capsys.readouterr().err

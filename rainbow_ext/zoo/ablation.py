@@ -185,7 +185,20 @@ def run_folder(folder: Path, variant: str, env_id: str, seed: int) -> Path:
 
 
 def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
-    """One run of the grid, through ``python -m rainbow_ext.train``'s code."""
+    """One run of the grid, through ``python -m rainbow_ext.train``'s code; an error is recorded on the
+    trial (``error``) before the trial fails."""
+    import optuna
+
+    try:
+        return run_grid_point(trial, folder, track)
+    except (optuna.TrialPruned, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+        raise
+
+
+def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     import optuna
 
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
@@ -355,6 +368,8 @@ def run_ablation(
     """Run the grid's missing runs with ``jobs`` workers, then write the report; the exit status."""
     runs.write_yaml(folder / GRID_FILE, asdict(grid))
     total = len(grid.points())
+    first_new = len(study.get_trials(deepcopy=False))  # trials from here on are this call's
+    failed: list[Any] = []
     if not report_only:
         missing = enqueue_missing(study)
         done, _ = progress(study)
@@ -370,12 +385,13 @@ def run_ablation(
         done, _ = progress(study)
         if done < total:
             print(f"{done}/{total} runs finished (others failed or run elsewhere); the report covers those")
-        if done == 0:
-            print("error: no run of the grid finished (see the failed trials in the study)", file=sys.stderr)
-            return EXIT_FAILED
+        failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL" and t.number >= first_new]
+        if failed:
+            first = failed[0].user_attrs.get("error", "no error recorded")
+            print(f"error: {len(failed)} run(s) failed; the first: {first}", file=sys.stderr)
 
     from rainbow_ext.zoo.ablation_report import write_report
 
     paths = write_report(study, folder)
     print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return EXIT_FAILED if failed else 0

@@ -30,7 +30,7 @@ from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.errors import EXIT_INTERRUPTED
+from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, resolve_run
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
@@ -143,6 +143,19 @@ class ReportingEval(EvalCallback):
 
 
 def objective(trial: Any, setup: dict[str, Any]) -> float:
+    """A trial's value; an error is recorded on the trial (``error``) before the trial fails."""
+    import optuna
+
+    try:
+        return trial_value(trial, setup)
+    except (optuna.TrialPruned, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+        raise
+
+
+def trial_value(trial: Any, setup: dict[str, Any]) -> float:
     import optuna
 
     run: RunConfig = setup["run"]
@@ -361,9 +374,11 @@ def prepare(args: TuneOptions) -> tuple[RunConfig, Path, str, Any, ModuleType]:
 
 
 def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: Any, space: ModuleType) -> int:
-    """Run trials until the study has ``n_trials`` finished ones, then write the best entry."""
+    """Run trials until the study has ``n_trials`` finished ones, then write the best entry. Exit
+    status 1 when trials of this call failed (with a count and the first error), 130 on Ctrl-C."""
     import optuna
 
+    first_new = len(study.trials)
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.INFO)
     print(f"study {args.study_name!r} on {url}: {counted_trials(study)} of {args.n_trials} trials finished")
@@ -379,13 +394,19 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
                 n_trials=args.n_trials,
                 n_jobs=args.n_jobs,
                 callbacks=[stop_at_total],
-                catch=(ValueError,),
+                catch=(Exception,),  # a failed trial is counted and reported, the study goes on
             )
     except KeyboardInterrupt:
         print("interrupted: the study keeps its finished trials; rerun to continue", file=sys.stderr)
         report(study, run, folder, args)
         return EXIT_INTERRUPTED
-    return report(study, run, folder, args)
+    status = report(study, run, folder, args)
+    failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL" and t.number >= first_new]
+    if failed:
+        first = failed[0].user_attrs.get("error", "no error recorded")
+        print(f"error: {len(failed)} trial(s) failed; the first: {first}", file=sys.stderr)
+        return EXIT_FAILED
+    return status
 
 
 def report(study: Any, run: RunConfig, folder: Path, args: TuneOptions) -> int:
