@@ -67,6 +67,8 @@ RUN_KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 # Counts written as 1e6 in YAML are floats; they are integers.
 INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
+# The packages a config may name classes from: importing a module runs its code, so not any module.
+CLASS_MODULES = ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "rainbow_ext")
 # policy_kwargs entries that name classes, and the class each must derive from.
 CLASS_KWARGS = {
     "activation_fn": "torch.nn.Module",
@@ -351,6 +353,10 @@ def import_object(path: str, what: str, base: str | None = None) -> type:
     module_name, _, name = path.rpartition(".")
     candidates = [MODULE_ALIASES.get(module_name, module_name)] if module_name else ["torch.nn", "torch.optim"]
     for candidate in candidates:
+        if candidate.split(".")[0] not in CLASS_MODULES:
+            raise ConfigError(
+                f"{what}: {path!r} is outside the modules a config may name classes from ({', '.join(CLASS_MODULES)})"
+            )
         try:
             found = getattr(importlib.import_module(candidate), name)
         except (ImportError, AttributeError):

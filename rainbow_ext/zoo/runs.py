@@ -87,6 +87,8 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600, as open() would have made it
+        with open(tmp, "rb") as written:  # on disk before the rename, so a crash keeps old or new whole
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
