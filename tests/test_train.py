@@ -240,7 +240,7 @@ def write_config(tmp_path: Path, entry: str) -> str:
         (["-i", "{conf}/corrupt.zip"], "not a readable rainbow model"),
         (["-f", "{conf}/a_file/logs"], "is not a directory"),
         (["-params", "policy_kwargs:{activation_fn: os.abort}"], "'os.abort' is outside the modules a config may"),
-        (["-params", "policy_kwargs:{optimizer_class: torch.nn.ReLU}"], "'torch.nn.ReLU' is not a subclass of torch.op"),
+        (["-params", "policy_kwargs:{optimizer_class: torch.nn.ReLU}"], "ReLU' is not a subclass of torch.optim"),
         (["-params", "policy_kwargs:{activation_fn: torch.relu}"], "'torch.relu' is not a subclass of torch.nn.Module"),
         (["--n-eval-envs", "0"], "--n-eval-envs must be >= 1"),
         (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
@@ -433,6 +433,8 @@ def test_run_files_have_the_usual_mode_and_a_resume_keeps_the_first_config(tmp_p
     assert main([*resume, "--eval-episodes", "1"]) == 0
     assert (run_dir / "config.yml").read_text() == config and (run_dir / "args.yml").read_text() == args
     assert len((run_dir / "command.txt").read_text().splitlines()) == 2
+    (stretch,) = yaml.safe_load((run_dir / "history.yml").read_text())
+    assert stretch["from_step"] >= 1200 and stretch["args"]["n_timesteps"] == 1800 and "-i" in stretch["command"]
 
 
 def test_enjoy_falls_back_from_a_broken_best_model(tmp_path: Path, capsys) -> None:

@@ -506,9 +506,12 @@ def train_run(session: Session) -> TrainResult:
     else:
         run_dir = runs.new_run_dir(options.log_folder, run.algo, run.env)
     config = run_config_dict(run, model)
-    if not resuming:  # a resumed run keeps the config and arguments it started with; command.txt has each line
+    if not resuming:
         runs.write_yaml(run_dir / runs.CONFIG_FILE, config)
         runs.write_yaml(run_dir / runs.ARGS_FILE, options.args)
+    else:  # config.yml and args.yml keep how the run started; each continuation is added to its history
+        step = {"from_step": model.num_timesteps, "command": options.command, "args": cfg.to_yaml_value(options.args)}
+        runs.append_history(run_dir, step)
     with open(run_dir / runs.COMMAND_FILE, "a") as file:
         file.write(options.command + "\n")
     if model.tensorboard_log is None:

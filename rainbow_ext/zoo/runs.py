@@ -24,6 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 CONFIG_FILE = "config.yml"
 ARGS_FILE = "args.yml"
 COMMAND_FILE = "command.txt"
+HISTORY_FILE = "history.yml"  # one entry per stretch of a run that was continued: step, command, arguments
 BUFFER_FILE = "replay_buffer.pkl"
 BEST_MODEL_FILE = "best_model.zip"
 EVALUATIONS_FILE = "evaluations.npz"
@@ -105,6 +106,18 @@ def write_yaml(path: Path, data: dict[str, Any]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w") as file:
             yaml.safe_dump(data, file, sort_keys=False)
+
+    write_atomically(path, write)
+
+
+def append_history(run_dir: Path, entry: dict[str, Any]) -> None:
+    """Add a continued stretch of the run to its history.yml (config.yml and args.yml keep the first)."""
+    path = run_dir / HISTORY_FILE
+    history = yaml.safe_load(path.read_text()) if path.exists() else []
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w") as file:
+            yaml.safe_dump([*(history or []), entry], file, sort_keys=False)
 
     write_atomically(path, write)
 
