@@ -57,6 +57,8 @@ def test_run_folder_and_resolved_config(tmp_path: Path) -> None:
         "rl_model_300_steps.zip",
         "tensorboard",
     }
+    assert not [p.name for p in run_dir.iterdir() if p.is_file() and p.name.endswith(".partial")]  # renamed whole
+    assert Rainbow.load(run_dir / "rl_model_300_steps.zip").num_timesteps == 300
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert "-params" in (run_dir / "command.txt").read_text()
     with np.load(run_dir / "evaluations.npz") as evaluations:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv
 
 from rainbow_ext.envs.make import env_family, make_env
@@ -550,7 +550,7 @@ def train_run(session: Session) -> TrainResult:
         callbacks.append(evaluation)
     if options.save_freq > 0:
         callbacks.append(
-            CheckpointCallback(max(options.save_freq // run.n_envs, 1), str(run_dir), name_prefix="rl_model")
+            runs.WholeCheckpointCallback(max(options.save_freq // run.n_envs, 1), str(run_dir), name_prefix="rl_model")
         )
     wandb_run = None
     if options.track:

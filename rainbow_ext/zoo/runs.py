@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 
 CONFIG_FILE = "config.yml"
 ARGS_FILE = "args.yml"
@@ -246,6 +246,29 @@ def remove_checkpoint(run_dir: Path) -> None:
 def checkpoint_seconds(checkpoint: Path) -> float:
     """The training seconds of the run up to ``checkpoint``."""
     return float(json.loads((checkpoint / META_FILE).read_text())["seconds"])
+
+
+class WholeCheckpointCallback(CheckpointCallback):
+    """SB3's ``CheckpointCallback`` (``--save-freq``: ``rl_model_<steps>_steps.zip``), each file written
+    under a staging name and renamed into place, so a kill mid-save leaves no broken checkpoint."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._staged: list[tuple[str, str]] = []
+
+    def _checkpoint_path(self, checkpoint_type: str = "", extension: str = "") -> str:
+        final = super()._checkpoint_path(checkpoint_type, extension)
+        staged = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.partial")
+        self._staged.append((staged, final))
+        return staged
+
+    def _on_step(self) -> bool:
+        self._staged = []
+        result = super()._on_step()
+        for staged, final in self._staged:
+            if os.path.exists(staged):
+                os.replace(staged, final)
+        return result
 
 
 class StopOnSignal(BaseCallback):
