@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rainbow_ext.envs.atari import VEC_ENV_KINDS
 from rainbow_ext.zoo import config as cfg
-from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input
-from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, train_run
+from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, bad_input
+from rainbow_ext.zoo.experiment import ALGOS, SaveError, TrainOptions, prepare_run, train_run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -105,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except BAD_INPUT as error:
         return bad_input(error)
-    result = train_run(session)
+    try:
+        result = train_run(session)
+    except SaveError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_INTERRUPTED if result.interrupted_by is not None else 0
 
 

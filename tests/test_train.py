@@ -483,3 +483,19 @@ def test_a_run_killed_at_any_moment_leaves_only_whole_files(delay: float, tmp_pa
         result = run_command("rainbow_ext.train", *resumed)
         assert result.returncode == 0, result.stderr
         assert Rainbow.load(run_dir / "CartPole-v1.zip").num_timesteps >= 4000
+
+
+def test_a_full_disk_at_the_final_save_names_the_files_kept(tmp_path: Path, capsys, monkeypatch) -> None:
+    import errno
+
+    from rainbow_ext.zoo import runs
+
+    def full(model: object, path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "save_model", full)
+    argv = ["-n", "400", "--eval-freq", "200", "--eval-episodes", "1", "-f", str(tmp_path), "--no-progress-bar"]
+    assert main([*argv, "--verbose", "0", "-params", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "could not save the run at step" in err and "No space left on device" in err
+    assert "last whole files" in err and "best_model.zip" in err

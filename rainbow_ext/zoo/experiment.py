@@ -263,6 +263,10 @@ class Session:
     seconds_before: float = 0.0  # training seconds of the run's earlier stretches (from its checkpoint)
 
 
+class SaveError(OSError):
+    """The end of a run could not be saved; the message names the whole files the run folder keeps."""
+
+
 @dataclass
 class TrainResult:
     model: BaseAlgorithm
@@ -573,10 +577,18 @@ def train_run(session: Session) -> TrainResult:
         )
     seconds = session.seconds_before + time.perf_counter() - start
     path = runs.model_file(run_dir, run.env)
-    runs.save_model(model, path)
-    episodes.save()
-    if stop.received or options.save_replay_buffer:
-        runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
+    try:
+        runs.save_model(model, path)
+        episodes.save()
+        if stop.received or options.save_replay_buffer:
+            runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
+    except OSError as error:  # a full disk, say: each file is whole or absent, and the earlier ones are kept
+        kept = [p.name for p in (run_dir / runs.BEST_MODEL_FILE, run_dir / runs.CHECKPOINT_DIR, path) if p.exists()]
+        kept += sorted(p.name for p in run_dir.glob("rl_model_*_steps.zip"))
+        raise SaveError(
+            f"could not save the run at step {model.num_timesteps:,} ({error.strerror or error}); its last whole files "
+            f"in {run_dir}: {', '.join(kept) or 'none'}"
+        ) from error
     finished = model.num_timesteps >= run.n_timesteps
     if checkpointer is not None and stop.received and not finished:
         checkpointer.save()  # where it stopped, for a resume from the checkpoint
