@@ -288,6 +288,10 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert (np.diff(episodes[:, 0]) > 0).all() and episodes[0, 0] < saved["step"] < episodes[-1, 0]
     assert trial.user_attrs["seconds"] > saved["seconds"] > 0
     assert len((run_dir / "command.txt").read_text().splitlines()) == 2  # two stretches of one run
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        means = evaluations["results"].mean(axis=1)
+    # the best model is the first best of the evaluations kept, not one from the stretch dropped
+    assert Rainbow.load(run_dir / "best_model.zip").num_timesteps == steps[int(np.argmax(means))]
 
 
 def test_a_grid_whose_every_run_fails_exits_1(tmp_path: Path, capsys) -> None:

@@ -528,6 +528,8 @@ def train_run(session: Session) -> TrainResult:
         assert options.trained_agent is not None
         earlier = options.trained_agent.parent / runs.EPISODES_FILE  # the checkpoint's, or the run's own
         episodes.restore(earlier if earlier.exists() else episodes.path, up_to=model.num_timesteps)
+        if (options.trained_agent.parent / runs.META_FILE).exists():  # continued from a checkpoint
+            runs.restore_best_model(options.trained_agent.parent, run_dir)
     callbacks: list[BaseCallback] = [stop, episodes]
     checkpointer = None
     if options.checkpoint_freq > 0:

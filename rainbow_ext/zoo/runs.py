@@ -217,6 +217,9 @@ class Checkpointer(BaseCallback):
         self.model.save(fresh / MODEL_FILE)
         self.model.save_replay_buffer(fresh / BUFFER_FILE)
         self.episodes.save(fresh / EPISODES_FILE)
+        best = self.path.parent / BEST_MODEL_FILE
+        if best.exists():  # the best model as of this step: a resume must not keep a later one
+            shutil.copy2(best, fresh / BEST_MODEL_FILE)
         seconds = self.seconds_before + time.perf_counter() - self.start
         (fresh / META_FILE).write_text(json.dumps({"step": self.num_timesteps, "seconds": seconds}))
         if self.path.exists():  # else .old, if there, is the only whole checkpoint
@@ -241,6 +244,16 @@ def remove_checkpoint(run_dir: Path) -> None:
     path = run_dir / CHECKPOINT_DIR
     for leftover in (path, path.with_name(path.name + ".old"), path.with_name(path.name + ".new")):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def restore_best_model(checkpoint: Path, run_dir: Path) -> None:
+    """The run's best model as of ``checkpoint``: evaluations after it are dropped on resume, and so
+    is a best model they saved."""
+    saved, best = checkpoint / BEST_MODEL_FILE, run_dir / BEST_MODEL_FILE
+    if saved.exists():
+        write_atomically(best, lambda tmp: shutil.copy2(saved, tmp))
+    elif best.exists():
+        best.unlink()
 
 
 def checkpoint_seconds(checkpoint: Path) -> float:
