@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rainbow_ext.envs.resolve import resolve_env_id
+from rainbow_ext.zoo.runs import write_atomically
 from rainbow_ext.zoo.stats import (
     human_normalized,
     iqm,
@@ -114,10 +115,17 @@ def summary_row(env_id: str, variant: str, scores: np.ndarray) -> dict[str, Any]
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomically(path, write)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def plot_curves(finished: list[dict[str, Any]], variants: list[str], envs: list[str], path: Path) -> None:
@@ -145,7 +153,7 @@ def plot_curves(finished: list[dict[str, Any]], variants: list[str], envs: list[
     axes[0][-1].legend(fontsize="small", loc="best")
     fig.suptitle("Mean evaluation return over seeds, 95% t-interval bands")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -170,7 +178,7 @@ def plot_finals(summary: list[dict[str, Any]], variants: list[str], envs: list[s
         ax.set_xlabel("IQM of final return (95% stratified bootstrap)")
         ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -261,6 +269,6 @@ def write_report(study: Any, folder: Path) -> list[Path]:
         ]
     if finished:
         report += ["![learning curves](curves.png)", "", "![final scores](final_scores.png)", ""]
-    (folder / "report.md").write_text("\n".join(report))
+    write_atomically(folder / "report.md", lambda tmp: tmp.write_text("\n".join(report)))
     written.append(folder / "report.md")
     return written

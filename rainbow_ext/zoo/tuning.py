@@ -344,7 +344,7 @@ def write_plots(study: Any, folder: Path) -> list[Path]:
                 continue
             figure = axes.figure if hasattr(axes, "figure") else np.ravel(axes)[0].figure
             figure.tight_layout()
-            figure.savefig(folder / f"{name}.png", dpi=110)
+            runs.write_atomically(folder / f"{name}.png", lambda tmp, f=figure: f.savefig(tmp, dpi=110, format="png"))
             plt.close(figure)
             written.append(folder / f"{name}.png")
     return written
