@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from rainbow_ext.zoo.ablation import DEFAULT_VARIANTS, conf_file_map, make_grid, prepare, run_ablation
-from rainbow_ext.zoo.errors import BAD_INPUT, UsageError, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, UsageError, bad_input, interruptible
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     folder = Path(args.folder) if args.folder else Path("logs") / "ablations" / args.study_name

@@ -16,7 +16,7 @@ import numpy as np
 
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input, interruptible
 from rainbow_ext.zoo.experiment import ALGOS, find_run_model, load_first_readable
 
 
@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:

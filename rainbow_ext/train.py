@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rainbow_ext.envs.atari import VEC_ENV_KINDS
 from rainbow_ext.zoo import config as cfg
-from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, bad_input, interruptible
 from rainbow_ext.zoo.experiment import ALGOS, SaveError, TrainOptions, prepare_run, train_run
 
 
@@ -87,6 +87,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> TrainOptions:
     )
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)

@@ -20,7 +20,7 @@ import argparse
 import sys
 
 from rainbow_ext.zoo import config as cfg
-from rainbow_ext.zoo.errors import BAD_INPUT, bad_input
+from rainbow_ext.zoo.errors import BAD_INPUT, bad_input, interruptible
 from rainbow_ext.zoo.experiment import ALGOS
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS
 from rainbow_ext.zoo.tuning import PRUNERS, SAMPLERS, TuneOptions, prepare, run_study
@@ -57,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     pairs = args.pop("hyperparams")

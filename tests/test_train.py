@@ -499,3 +499,17 @@ def test_a_full_disk_at_the_final_save_names_the_files_kept(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "could not save the run at step" in err and "No space left on device" in err
     assert "last whole files" in err and "best_model.zip" in err
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "ablate", "enjoy"])
+def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(command: str, monkeypatch, capsys) -> None:
+    import importlib
+
+    module = importlib.import_module(f"rainbow_ext.{command}")
+
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "parser", lambda: type("P", (), {"parse_args": interrupt})())
+    assert module.main([]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"

@@ -4,7 +4,9 @@ exits with 130."""
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 
 import gymnasium as gym
 
@@ -32,3 +34,17 @@ def bad_input(error: BaseException) -> int:
     """Report ``error`` (one of :data:`BAD_INPUT`, raised while checking a command's input)."""
     print(f"error: {error}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def interruptible(main: Callable[..., int]) -> Callable[..., int]:
+    """A command's ``main`` that exits with 130 on Ctrl-C at any moment, without a traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args: object, **kwargs: object) -> int:
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    return wrapped
