@@ -184,3 +184,25 @@ def test_with_optimize_memory_usage_the_cut_step_is_terminal_as_in_sb3() -> None
         samples = model.replay_buffer._get_samples(np.array([4, 5]))
         np.testing.assert_array_equal(samples.next_observations.cpu().ravel(), [5, 0])
         np.testing.assert_array_equal(samples.dones.cpu().ravel(), [0, 1])
+
+
+def test_a_write_cut_off_midway_keeps_the_previous_file_whole(tmp_path) -> None:
+    """Every file the commands write goes through write_atomically (or a staging name and a rename):
+    a write that dies halfway, at any point, leaves the previous version as it was and no stray file."""
+    import os
+
+    from rainbow_ext.zoo import runs
+
+    path = tmp_path / "config.yml"
+    runs.write_yaml(path, {"version": 1})
+
+    def dies_halfway(tmp) -> None:
+        with open(tmp, "w") as file:
+            file.write("version: ")  # half of the new content, then the process is gone
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.write_atomically(path, dies_halfway)
+    assert runs.read_yaml(path) == {"version": 1} and os.listdir(tmp_path) == ["config.yml"]
+    runs.write_yaml(path, {"version": 2})
+    assert runs.read_yaml(path) == {"version": 2} and os.listdir(tmp_path) == ["config.yml"]
