@@ -513,3 +513,25 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(command: str, monkey
     monkeypatch.setattr(module, "parser", lambda: type("P", (), {"parse_args": interrupt})())
     assert module.main([]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_a_best_model_from_a_dropped_stretch_is_not_kept(tmp_path: Path) -> None:
+    """-i <run>/<env>.zip after a stretch that was killed: its evaluations are dropped, and so is the best
+    model it saved (it cannot be the run's best as of the step the run continues from)."""
+    argv = ["-n", "600", "--eval-freq", "200", "--eval-episodes", "1", "-f", str(tmp_path), "--no-progress-bar"]
+    assert main([*argv, "--verbose", "0", "-params", *FAST]) == 0
+    run_dir = tmp_path / "rainbow" / "CartPole-v1_1"
+    final = Rainbow.load(run_dir / "CartPole-v1.zip")
+    final.num_timesteps = 400  # as if <env>.zip were from step 400 and the best model from a later stretch
+    final.save(run_dir / "CartPole-v1.zip")
+    later = Rainbow.load(run_dir / "CartPole-v1.zip")
+    later.num_timesteps = 500
+    later.save(run_dir / "best_model.zip")
+    resume = ["--algo", "rainbow", "-i", str(run_dir / "CartPole-v1.zip"), "-n", "600", "-f", str(tmp_path)]
+    with pytest.warns(UserWarning, match="saved at step 500, after the step 400"):
+        assert main([*resume, "--eval-freq", "200", "--eval-episodes", "1", "--no-progress-bar", "--verbose", "0"]) == 0
+    with np.load(run_dir / "evaluations.npz") as evaluations:
+        steps = [int(t) for t in evaluations["timesteps"]]
+    assert steps == sorted(set(steps))
+    if (run_dir / "best_model.zip").exists():  # saved again by this stretch, or not at all
+        assert Rainbow.load(run_dir / "best_model.zip").num_timesteps != 500

@@ -530,6 +530,8 @@ def train_run(session: Session) -> TrainResult:
         episodes.restore(earlier if earlier.exists() else episodes.path, up_to=model.num_timesteps)
         if (options.trained_agent.parent / runs.META_FILE).exists():  # continued from a checkpoint
             runs.restore_best_model(options.trained_agent.parent, run_dir)
+        else:
+            runs.drop_later_best_model(run_dir, model.num_timesteps)
     callbacks: list[BaseCallback] = [stop, episodes]
     checkpointer = None
     if options.checkpoint_freq > 0:

@@ -12,6 +12,8 @@ import shutil
 import signal
 import tempfile
 import time
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -254,6 +256,23 @@ def restore_best_model(checkpoint: Path, run_dir: Path) -> None:
         write_atomically(best, lambda tmp: shutil.copy2(saved, tmp))
     elif best.exists():
         best.unlink()
+
+
+def drop_later_best_model(run_dir: Path, step: int) -> None:
+    """A best model saved after ``step`` came from a stretch of the run that a resume from ``step``
+    discards (with its evaluations): remove it, with a warning; the next better evaluation saves one."""
+    best = run_dir / BEST_MODEL_FILE
+    try:
+        with zipfile.ZipFile(best) as archive:
+            saved_at = int(json.loads(archive.read("data"))["num_timesteps"])
+    except (FileNotFoundError, zipfile.BadZipFile, KeyError, ValueError):
+        return
+    if saved_at > step:
+        best.unlink()
+        warnings.warn(
+            f"{best} was saved at step {saved_at:,}, after the step {step:,} the run continues from: removed",
+            stacklevel=2,
+        )
 
 
 def checkpoint_seconds(checkpoint: Path) -> float:
