@@ -17,7 +17,7 @@ import numpy as np
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input, interruptible
-from rainbow_ext.zoo.experiment import ALGOS, find_run_model, load_first_readable
+from rainbow_ext.zoo.experiment import ALGOS, check_device, find_run_model, load_first_readable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.n_episodes < 1:
             raise ValueError(f"-n must be >= 1 (episodes to play), got {args.n_episodes}")
+        check_device(args.device)
         run_dir, paths = find_run_model(Path(args.log_folder), args.algo, args.env, args.exp_id, args.load_last)
         config = runs.read_yaml(run_dir / runs.CONFIG_FILE) if (run_dir / runs.CONFIG_FILE).exists() else {}
         config.setdefault("env", args.env)

@@ -42,10 +42,14 @@ class EvalCallback(SB3EvalCallback):
             final = self.log_path + ".npz"
             self.log_path = os.path.join(os.path.dirname(final), ".evaluations.partial.npz")
             self._final_files.append((self.log_path, final))
+        self._staged_best: tuple[str, str] | None = None
         if self.best_model_save_path is not None:
             final = os.path.join(self.best_model_save_path, "best_model.zip")
             self.best_model_save_path = os.path.join(self.best_model_save_path, ".best_model.partial")
-            self._final_files.append((os.path.join(self.best_model_save_path, "best_model.zip"), final))
+            self._staged_best = (os.path.join(self.best_model_save_path, "best_model.zip"), final)
+        for staged, _ in [*self._final_files, *([self._staged_best] if self._staged_best else [])]:
+            if os.path.exists(staged):  # left by a process killed mid-write: never to be promoted
+                os.remove(staged)
         self.stalled_games = 0  # in the last evaluation
         self._game_steps = np.zeros(0, dtype=np.int64)
         self._last_reward_step = np.zeros(0, dtype=np.int64)
@@ -59,11 +63,15 @@ class EvalCallback(SB3EvalCallback):
             self._game_steps = np.zeros(n_envs, dtype=np.int64)
             self._last_reward_step = np.zeros(n_envs, dtype=np.int64)
             self._games, self._stalled_lengths = 0, []
+        best_before = self.best_mean_reward
         continue_training = super()._on_step()
         if evaluating:
             for staged, final in self._final_files:
                 if os.path.exists(staged):
                     os.replace(staged, final)
+            # SB3 wrote a best model only if this evaluation beat the best so far
+            if self._staged_best is not None and self.best_mean_reward > best_before:
+                os.replace(*self._staged_best)
             self.stalled_games = len(self._stalled_lengths)
             if self.stalled_games:
                 self.logger.record("eval/stalled_games", self.stalled_games)

@@ -152,3 +152,19 @@ def test_evaluation_files_are_renamed_into_place_whole(tmp_path: Path) -> None:
         assert list(data["timesteps"]) == [50, 100]
     assert (tmp_path / "best_model.zip").is_file() and not (tmp_path / ".evaluations.partial.npz").exists()
     assert not (tmp_path / ".best_model.partial" / "best_model.zip").exists()
+
+
+def test_a_staged_best_model_left_by_a_kill_is_never_promoted(tmp_path: Path) -> None:
+    from stable_baselines3 import DQN
+
+    staged = tmp_path / ".best_model.partial"
+    staged.mkdir()
+    (staged / "best_model.zip").write_bytes(b"half-written")  # a process killed mid-write left it
+    (tmp_path / "best_model.zip").write_bytes(b"the real best")
+    callback = EvalCallback(
+        make_env("CartPole-v1", n_envs=1, seed=1), n_eval_episodes=1, eval_freq=50,
+        best_model_save_path=str(tmp_path), verbose=0,
+    )  # fmt: skip
+    callback.best_mean_reward = float("inf")  # as a resume sets it: no evaluation will beat it
+    DQN("MlpPolicy", make_env("CartPole-v1", n_envs=1, seed=0), learning_starts=1000).learn(100, callback=callback)
+    assert (tmp_path / "best_model.zip").read_bytes() == b"the real best"

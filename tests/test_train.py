@@ -248,6 +248,8 @@ def write_config(tmp_path: Path, entry: str) -> str:
         (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
         (["-params", "buffer_size:0"], "buffer_size must be an integer >= 1, got 0"),
         (["-params", "batch_size:0"], "batch_size must be an integer >= 1, got 0"),
+        (["--algo", "sb3-dqn", "-params", "buffer_size:0"], "buffer_size must be an integer >= 1, got 0"),
+        (["--algo", "qrdqn", "-params", "batch_size:0"], "batch_size must be an integer >= 1, got 0"),
         (["-conf", "{conf}"], "is a directory, not a YAML file"),
         (["--device", "gpu"], "--device gpu: not a device name"),
         (["-f", "/proc/rainbow-ext-logs"], "cannot be written"),

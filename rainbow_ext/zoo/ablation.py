@@ -10,6 +10,7 @@ at once; on another machine once its heartbeat is older than the grace period).
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing as mp
 import os
 import shutil
@@ -300,7 +301,12 @@ def worker(
     total = len(Grid(**study.user_attrs["grid"]).points())
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         # A run that raises is marked failed (and enqueued again by the next rerun); Ctrl-C stops the worker.
-        study.optimize(lambda t: objective(t, Path(folder), track), n_trials=1, catch=(Exception,))
+        try:
+            study.optimize(lambda t: objective(t, Path(folder), track), n_trials=1, catch=(Exception,))
+        except KeyboardInterrupt:
+            if not report_progress:  # a worker process: its run saved what it could; no traceback
+                return
+            raise
         if report_progress:
             done, running = progress(study)
             print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} runs finished, {running} running", flush=True)
@@ -368,7 +374,7 @@ def run_ablation(
     """Run the grid's missing runs with ``jobs`` workers, then write the report; the exit status."""
     runs.write_yaml(folder / GRID_FILE, asdict(grid))
     total = len(grid.points())
-    first_new = len(study.get_trials(deepcopy=False))  # trials from here on are this call's
+    started = datetime.datetime.now()  # trials of this call: started since, on this machine
     failed: list[Any] = []
     if not report_only:
         missing = enqueue_missing(study)
@@ -385,7 +391,14 @@ def run_ablation(
         done, _ = progress(study)
         if done < total:
             print(f"{done}/{total} runs finished (others failed or run elsewhere); the report covers those")
-        failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL" and t.number >= first_new]
+        failed = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name == "FAIL"
+            and t.datetime_start is not None
+            and t.datetime_start >= started
+            and t.user_attrs.get("host") == socket.gethostname()
+        ]
         if failed:
             first = failed[0].user_attrs.get("error", "no error recorded")
             print(f"error: {len(failed)} run(s) failed; the first: {first}", file=sys.stderr)

@@ -133,6 +133,9 @@ def resolve_run(
     cfg.check_keys(entry, algo_class(algo), source)
     cfg.check_keys(overrides, algo_class(algo), "-params")
     merged = cfg.apply_preset(flags, entry, overrides, source)
+    for count in ("buffer_size", "batch_size"):  # SB3 takes 0 (one slot; a division by zero), any algo
+        if count in merged and merged[count] < 1:
+            raise UsageError(f"{count} must be an integer >= 1, got {merged[count]!r}")
     run_keys = {k: merged.pop(k) for k in cfg.RUN_KEYS if k in merged}
     n_envs = n_envs if n_envs is not None else int(run_keys.get("n_envs", 1))
     n_timesteps = n_timesteps if n_timesteps is not None else int(run_keys.get("n_timesteps", 100_000))
@@ -362,8 +365,11 @@ def check_evaluation_history(run_dir: Path, eval_episodes: int) -> None:
     path = run_dir / runs.EVALUATIONS_FILE
     if not path.exists():
         return
-    with np.load(path) as data:
-        results = data["results"]
+    try:
+        with np.load(path) as data:
+            results = data["results"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise UsageError(f"-i: {path} is not readable ({type(error).__name__}: {error}); move it away") from error
     if results.size and results.shape[1] != eval_episodes:
         raise UsageError(
             f"-i: {path} holds evaluations of {results.shape[1]} episodes; continue the run with "
@@ -529,7 +535,7 @@ def train_run(session: Session) -> TrainResult:
         earlier = options.trained_agent.parent / runs.EPISODES_FILE  # the checkpoint's, or the run's own
         episodes.restore(earlier if earlier.exists() else episodes.path, up_to=model.num_timesteps)
         if (options.trained_agent.parent / runs.META_FILE).exists():  # continued from a checkpoint
-            runs.restore_best_model(options.trained_agent.parent, run_dir)
+            runs.restore_best_model(options.trained_agent.parent, run_dir, model.num_timesteps)
         else:
             runs.drop_later_best_model(run_dir, model.num_timesteps)
     callbacks: list[BaseCallback] = [stop, episodes]
@@ -586,6 +592,11 @@ def train_run(session: Session) -> TrainResult:
         episodes.save()
         if stop.received or options.save_replay_buffer:
             runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
+        finished = model.num_timesteps >= run.n_timesteps
+        if checkpointer is not None and stop.received and not finished:
+            checkpointer.save()  # where it stopped, for a resume from the checkpoint
+        elif checkpointer is not None or resuming:
+            runs.remove_checkpoint(run_dir)  # finished: nothing to resume
     except OSError as error:  # a full disk, say: each file is whole or absent, and the earlier ones are kept
         kept = [p.name for p in (run_dir / runs.BEST_MODEL_FILE, run_dir / runs.CHECKPOINT_DIR, path) if p.exists()]
         kept += sorted(p.name for p in run_dir.glob("rl_model_*_steps.zip"))
@@ -593,11 +604,6 @@ def train_run(session: Session) -> TrainResult:
             f"could not save the run at step {model.num_timesteps:,} ({error.strerror or error}); its last whole files "
             f"in {run_dir}: {', '.join(kept) or 'none'}"
         ) from error
-    finished = model.num_timesteps >= run.n_timesteps
-    if checkpointer is not None and stop.received and not finished:
-        checkpointer.save()  # where it stopped, for a resume from the checkpoint
-    elif checkpointer is not None or resuming:
-        runs.remove_checkpoint(run_dir)  # finished: nothing to resume
     if stop.received:
         print(
             f"{stop.received}: stopped at step {model.num_timesteps:,} of {run.n_timesteps:,}; saved {path} and "

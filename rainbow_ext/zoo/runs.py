@@ -248,14 +248,14 @@ def remove_checkpoint(run_dir: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def restore_best_model(checkpoint: Path, run_dir: Path) -> None:
-    """The run's best model as of ``checkpoint``: evaluations after it are dropped on resume, and so
-    is a best model they saved."""
+def restore_best_model(checkpoint: Path, run_dir: Path, step: int) -> None:
+    """The run's best model as of ``checkpoint`` (at ``step``): evaluations after it are dropped on
+    resume, and so is a best model they saved."""
     saved, best = checkpoint / BEST_MODEL_FILE, run_dir / BEST_MODEL_FILE
     if saved.exists():
         write_atomically(best, lambda tmp: shutil.copy2(saved, tmp))
-    elif best.exists():
-        best.unlink()
+    else:  # none by then (or a checkpoint that does not keep one): only a later one goes
+        drop_later_best_model(run_dir, step)
 
 
 def drop_later_best_model(run_dir: Path, step: int) -> None:

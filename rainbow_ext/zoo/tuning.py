@@ -12,8 +12,10 @@ join; ``n_trials`` counts finished trials of the whole study.
 from __future__ import annotations
 
 import copy
+import datetime
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import socket
@@ -31,7 +33,7 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED
-from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, resolve_run
+from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, check_device, resolve_run
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
 TUNING_DIR = cfg.shipped_folder("rainbow_ext.tuning", "tuning")
@@ -258,11 +260,21 @@ def study_signature(run: RunConfig, space_file: Path, fixed: dict[str, Any]) -> 
         "algo": run.algo,
         "env": run.env,
         "n_timesteps": run.n_timesteps,
-        "config": run.source,
+        # the entry by its file's name and its resolved values, not by where the file lies
+        "config": Path(run.source.split("[")[0]).name + run.source[run.source.find("[") :],
+        "config_sha256": hashlib.sha256(
+            json.dumps(cfg.to_yaml_value(resolved_run(run)), sort_keys=True).encode()
+        ).hexdigest(),
         "params": cfg.to_yaml_value(fixed),
         "search_space": space_file.name,
         "search_space_sha256": hashlib.sha256(space_file.read_bytes()).hexdigest(),
     }
+
+
+def resolved_run(run: RunConfig) -> dict[str, Any]:
+    """What a trial starts from besides its sample: the resolved hyperparameters and run keys."""
+    keys = ("policy", "n_envs", "frame_stack", "env_wrapper", "env_kwargs", "eval_max_steps")
+    return {"hyperparams": run.hyperparams, **{key: getattr(run, key) for key in keys}}
 
 
 def sampler_seed(args: TuneOptions, trials_so_far: int) -> int:
@@ -358,6 +370,7 @@ def prepare(args: TuneOptions) -> tuple[RunConfig, Path, str, Any, ModuleType]:
     for name in ("n_jobs", "n_evaluations", "eval_episodes", "seeds_per_trial"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    check_device(args.device)
     run = resolve_run(args.algo, args.env, args.params, args.conf_file, n_timesteps=args.n_timesteps)
     run.make_env().close()  # the env exists and has discrete actions
     args.study_name = args.study_name or f"{args.algo}-{runs.env_folder_name(args.env)}"
@@ -378,7 +391,7 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
     status 1 when trials of this call failed (with a count and the first error), 130 on Ctrl-C."""
     import optuna
 
-    first_new = len(study.trials)
+    started = datetime.datetime.now()  # trials of this call (and of workers beside it) started since
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.INFO)
     print(f"study {args.study_name!r} on {url}: {counted_trials(study)} of {args.n_trials} trials finished")
@@ -401,7 +414,11 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
         report(study, run, folder, args)
         return EXIT_INTERRUPTED
     status = report(study, run, folder, args)
-    failed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL" and t.number >= first_new]
+    failed = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "FAIL" and t.datetime_start is not None and t.datetime_start >= started
+    ]
     if failed:
         first = failed[0].user_attrs.get("error", "no error recorded")
         print(f"error: {len(failed)} trial(s) failed; the first: {first}", file=sys.stderr)
