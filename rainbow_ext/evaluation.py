@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import EvalCallback as SB3EvalCallback
 
+from rainbow_ext.files import replace_durably
+
 
 class StalledEvaluationWarning(UserWarning):
     """Evaluation games reached the time limit with no reward in their second half."""
@@ -68,10 +70,10 @@ class EvalCallback(SB3EvalCallback):
         if evaluating:
             for staged, final in self._final_files:
                 if os.path.exists(staged):
-                    os.replace(staged, final)
+                    replace_durably(staged, final)
             # SB3 wrote a best model only if this evaluation beat the best so far
             if self._staged_best is not None and self.best_mean_reward > best_before:
-                os.replace(*self._staged_best)
+                replace_durably(*self._staged_best)
             self.stalled_games = len(self._stalled_lengths)
             if self.stalled_games:
                 self.logger.record("eval/stalled_games", self.stalled_games)

@@ -23,6 +23,8 @@ import numpy as np
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 
+from rainbow_ext.files import replace_durably
+
 CONFIG_FILE = "config.yml"
 ARGS_FILE = "args.yml"
 COMMAND_FILE = "command.txt"
@@ -90,9 +92,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600, as open() would have made it
-        with open(tmp, "rb") as written:  # on disk before the rename, so a crash keeps old or new whole
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -224,6 +224,9 @@ class Checkpointer(BaseCallback):
             shutil.copy2(best, fresh / BEST_MODEL_FILE)
         seconds = self.seconds_before + time.perf_counter() - self.start
         (fresh / META_FILE).write_text(json.dumps({"step": self.num_timesteps, "seconds": seconds}))
+        for written in fresh.iterdir():  # on disk before the swap that makes the checkpoint current
+            with open(written, "rb") as file:
+                os.fsync(file.fileno())
         if self.path.exists():  # else .old, if there, is the only whole checkpoint
             shutil.rmtree(old, ignore_errors=True)
             self.path.rename(old)
@@ -299,7 +302,7 @@ class WholeCheckpointCallback(CheckpointCallback):
         result = super()._on_step()
         for staged, final in self._staged:
             if os.path.exists(staged):
-                os.replace(staged, final)
+                replace_durably(staged, final)
         return result
 
 
