@@ -54,7 +54,9 @@ def test_a_diverging_trial_is_pruned(tmp_path: Path) -> None:
     folder = tmp_path / "study"
     folder.mkdir()
     study = optuna.create_study(study_name="bad", storage=sqlite(folder), direction="maximize")
-    study.enqueue_trial({"learning_rate": 1e30, "learning_starts": 0, "train_freq": 1, "subsample_steps": 1})
+    diverging = {"learning_rate": 1e30, "learning_starts": 0, "train_freq": 1, "subsample_steps": 1, "batch_size": 32}
+    diverging |= {"buffer_size": 10_000, "target_update_interval": 1, "gamma": 0.99, "net_arch": "small"}
+    study.enqueue_trial(diverging | {"adam_eps": 1e-8, "exploration_fraction": 0.1, "exploration_final_eps": 0.05})
     argv = ["--algo", "dqn", "--n-trials", "1", "-n", "400", *QUICK, "-f", str(folder), "--study-name", "bad"]
     assert main(argv) == 0
     (trial,) = optuna.load_study(study_name="bad", storage=sqlite(folder)).trials

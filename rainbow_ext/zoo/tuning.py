@@ -313,7 +313,8 @@ def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
         diff = [f"{k}: {saved[k]!r} there, {v!r} here" for k, v in signature.items() if k in saved and saved[k] != v]
         if diff:
             raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
-    study.sampler = make_sampler(args.sampler, args.n_startup_trials, sampler_seed(args, len(study.trials)))
+    started = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]  # enqueued ones aside
+    study.sampler = make_sampler(args.sampler, args.n_startup_trials, sampler_seed(args, len(started)))
     return study
 
 
