@@ -276,6 +276,17 @@ def test_cuda_asked_for_without_cuda_is_refused(tmp_path: Path, capsys) -> None:
     assert "--device cuda: no CUDA device here" in capsys.readouterr().err and not (tmp_path / "logs").exists()
 
 
+def test_a_device_this_machine_lacks_is_refused(tmp_path: Path, capsys) -> None:
+    index = th.cuda.device_count()  # one past the last CUDA device (cuda:0 without any)
+    expected = "no CUDA device here" if index == 0 else f"this machine has {index} CUDA device(s)"
+    assert main(["--device", f"cuda:{index}", "-f", str(tmp_path / "logs")]) == 2
+    assert expected in capsys.readouterr().err
+    if not th.backends.mps.is_available():
+        assert main(["--device", "mps", "-f", str(tmp_path / "logs")]) == 2
+        assert "--device mps: no MPS device here" in capsys.readouterr().err
+    assert not (tmp_path / "logs").exists()
+
+
 def test_a_run_without_updates_is_warned_about(tmp_path: Path) -> None:
     argv = ["-n", "300", "--eval-freq", "-1", "-f", str(tmp_path), "--no-progress-bar", "--verbose", "0"]
     with pytest.warns(UserWarning, match=r"learning_starts \(1,000\) >= n_timesteps \(300\)"):

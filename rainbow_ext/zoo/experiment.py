@@ -356,8 +356,14 @@ def check_device(device: str) -> None:
         resolved = th.device(device) if device != "auto" else None
     except RuntimeError as error:
         raise UsageError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps, auto)") from error
-    if resolved is not None and resolved.type == "cuda" and not th.cuda.is_available():
+    if resolved is None:
+        return
+    if resolved.type == "cuda" and not th.cuda.is_available():
         raise UsageError(f"--device {device}: no CUDA device here")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= th.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {th.cuda.device_count()} CUDA device(s)")
+    if resolved.type == "mps" and not th.backends.mps.is_available():
+        raise UsageError(f"--device {device}: no MPS device here")
 
 
 def check_evaluation_history(run_dir: Path, eval_episodes: int) -> None:
