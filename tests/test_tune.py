@@ -168,6 +168,24 @@ def test_a_rerun_on_the_same_study_samples_new_parameters(tmp_path: Path, capsys
     assert "has a different search" in err and "params: {} there, {'gamma': 0.9} here" in err
 
 
+def test_only_the_worker_that_creates_a_study_seeds_with_seed(tmp_path: Path) -> None:
+    """Two workers that start together on a new study must not sample alike: the storage decides which
+    one created it, and only that one takes --seed (so a fresh study is reproducible)."""
+    from rainbow_ext.zoo.tuning import TuneOptions, open_study
+
+    def open_(folder: Path) -> optuna.Study:
+        return open_study(TuneOptions(sampler="random", study_name="s"), sqlite(folder), {"k": 1})
+
+    def first_sample(study: optuna.Study) -> float:
+        return study.ask().suggest_float("x", 0.0, 1.0)
+
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    creator, joiner = open_(tmp_path / "a"), open_(tmp_path / "a")  # both before any trial starts
+    assert first_sample(joiner) != first_sample(creator)
+    assert first_sample(open_(tmp_path / "b")) == first_sample(open_(tmp_path / "c"))  # new studies: --seed
+
+
 def test_failed_trials_give_exit_status_1_with_the_first_error(tmp_path: Path, capsys) -> None:
     argv = ["--algo", "dqn", "--n-trials", "1", *QUICK, "-n", "300", "-f", str(tmp_path / "s")]
     assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built

@@ -20,6 +20,7 @@ import math
 import os
 import socket
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,13 +278,14 @@ def resolved_run(run: RunConfig) -> dict[str, Any]:
     return {"hyperparams": run.hyperparams, **{key: getattr(run, key) for key in keys}}
 
 
-def sampler_seed(args: TuneOptions, trials_so_far: int) -> int:
-    """``--seed`` for a new study on this machine (reproducible); a worker joining a study (or
-    sharing a storage) seeds from its host, process and the study's size, so that workers and
-    reruns sample different parameters."""
-    if trials_so_far == 0 and args.storage is None:
+def sampler_seed(args: TuneOptions, created: bool) -> int:
+    """``--seed`` for the process that creates the study (reproducible); every process that joins one
+    (a rerun, another worker, another machine) seeds from its host and process, so that workers and
+    reruns sample different parameters. Creation is decided by the storage, so two workers that start
+    at the same moment on a new study cannot both take ``--seed``."""
+    if created:
         return args.seed
-    key = f"{args.seed}:{socket.gethostname()}:{os.getpid()}:{trials_so_far}"
+    key = f"{args.seed}:{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
 
@@ -291,17 +293,13 @@ def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
     import optuna
 
     storage = open_storage(url, args.heartbeat_interval, args.grace_period)
-    sampler = make_sampler(args.sampler, args.n_startup_trials, args.seed)
     pruner = make_pruner(args.pruner, args.n_startup_trials, args.n_evaluations)
-    try:
-        study = optuna.create_study(
-            study_name=args.study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
+    try:  # created here, or joined: the storage's unique study name decides between racing workers
+        study = optuna.create_study(study_name=args.study_name, storage=storage, pruner=pruner, direction="maximize")
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=args.study_name, storage=storage, pruner=pruner)
+        created = False
     except ValueError as error:
         raise ValueError(f"study {args.study_name!r}: {error}") from error
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
@@ -313,8 +311,7 @@ def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
         diff = [f"{k}: {saved[k]!r} there, {v!r} here" for k, v in signature.items() if k in saved and saved[k] != v]
         if diff:
             raise ValueError(f"study {args.study_name!r} in {url} has a different search: {'; '.join(diff)}")
-    started = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]  # enqueued ones aside
-    study.sampler = make_sampler(args.sampler, args.n_startup_trials, sampler_seed(args, len(started)))
+    study.sampler = make_sampler(args.sampler, args.n_startup_trials, sampler_seed(args, created))
     return study
 
 
