@@ -1,5 +1,9 @@
 """Rainbow (Hessel et al. 2018) for Stable-Baselines3, with every component switchable."""
 
+from rainbow_ext.startup import exit_quietly_while_starting
+
+exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
+
 from rainbow_ext.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, NoisyLinear
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork

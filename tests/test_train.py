@@ -528,6 +528,41 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(command: str, monkey
     assert capsys.readouterr().err.strip() == "interrupted"
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps (Linux)")
+@pytest.mark.parametrize("command", ["train", "tune", "ablate", "enjoy"])
+def test_ctrl_c_while_a_command_imports_exits_130_without_a_traceback(command: str, tmp_path: Path) -> None:
+    """The second or so in which ``python -m rainbow_ext.<command>`` imports torch and SB3, before its
+    main runs: the package's first import installs the quiet exit (rainbow_ext.startup)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"rainbow_ext.{command}", "--help"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    maps = Path(f"/proc/{process.pid}/maps")
+    while process.poll() is None and "libtorch" not in maps.read_text(errors="replace"):
+        time.sleep(0.005)  # torch starts to load after the package installed the quiet exit
+    process.send_signal(signal.SIGINT)  # torch's Python side and SB3 still take a second to import
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (130, "interrupted\n")
+    assert "usage" not in out  # stopped before main ran
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_only_a_command_run_with_m_exits_quietly_while_starting() -> None:
+    from rainbow_ext.startup import running_a_command
+
+    assert running_a_command(["python", "-m", "rainbow_ext.train", "-n", "5"])
+    assert running_a_command(["python3", "-X", "dev", "-m", "rainbow_ext.ablate"])
+    assert not running_a_command(["python", "-m", "pytest", "-m", "slow"])
+    assert running_a_command(["python", "-W", "ignore", "-mrainbow_ext.tune"])
+    assert not running_a_command(["python", "script.py", "-m", "rainbow_ext.train"])  # the script's own -m
+    assert not running_a_command(["python", "-c", "pass", "-m", "rainbow_ext.train"])
+    assert not running_a_command(["python", "-m"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # this test process: untouched
+
+
 def test_a_best_model_from_a_dropped_stretch_is_not_kept(tmp_path: Path) -> None:
     """-i <run>/<env>.zip after a stretch that was killed: its evaluations are dropped, and so is the best
     model it saved (it cannot be the run's best as of the step the run continues from)."""

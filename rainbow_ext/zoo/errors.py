@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import gymnasium as gym
 
+from rainbow_ext import startup
+
 EXIT_FAILED = 1  # the input was good, the work failed (every run of a grid, say)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -41,6 +43,7 @@ def interruptible(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapped(*args: object, **kwargs: object) -> int:
+        startup.started()
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
