@@ -81,6 +81,13 @@ class EvalCallback(SB3EvalCallback):
                 warnings.warn(message, StalledEvaluationWarning, stacklevel=2)
         return continue_training
 
+    def _on_training_end(self) -> None:
+        super()._on_training_end()
+        if self._staged_best is not None:  # SB3 made the staging folder; it holds a file only mid-save
+            folder = os.path.dirname(self._staged_best[0])
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         super()._log_success_callback(locals_, globals_)
         i, info = locals_["i"], locals_["info"]
