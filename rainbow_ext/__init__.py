@@ -4,7 +4,12 @@ from rainbow_ext.startup import exit_quietly_while_starting
 
 exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
 
-from rainbow_ext.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from rainbow_ext.buffers import (
+    DictNStepReplayBuffer,
+    PrioritizedDictReplayBuffer,
+    PrioritizedReplayBuffer,
+    PrioritizedReplayBufferSamples,
+)
 from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, NoisyLinear
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import PRESETS, preset_flags
@@ -15,11 +20,13 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "CnnPolicy",
+    "DictNStepReplayBuffer",
     "MinAtarTrunk",
     "MlpPolicy",
     "MultiInputPolicy",
     "NatureCNNTrunk",
     "NoisyLinear",
+    "PrioritizedDictReplayBuffer",
     "PrioritizedReplayBuffer",
     "PrioritizedReplayBufferSamples",
     "Rainbow",

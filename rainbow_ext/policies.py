@@ -7,6 +7,7 @@ C51 return distribution.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import nullcontext
 from functools import partial
@@ -132,6 +133,19 @@ class RainbowQNetwork(QNetwork):
         return data
 
 
+def check_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any]) -> None:
+    """An ``optimizer_kwargs`` key that ``optimizer_class`` does not take, named before the network is built."""
+    parameters = inspect.signature(optimizer_class.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(optimizer_kwargs) - set(parameters) - {"self"})
+    if unknown:
+        takes = sorted(set(parameters) - {"self", "params"})
+        raise ValueError(
+            f"optimizer_kwargs {unknown} are not arguments of {optimizer_class.__name__}, which takes {takes}"
+        )
+
+
 class RainbowPolicy(DQNPolicy):
     """DQN policy (online and target :class:`RainbowQNetwork`) for vector observations.
 
@@ -177,8 +191,10 @@ class RainbowPolicy(DQNPolicy):
             v_max=v_max,
         )
         if optimizer_kwargs is None:
-            # fused: one kernel for all parameters (CPU and CUDA), much less per-step overhead
-            optimizer_kwargs = {"eps": 1.5e-4, "fused": optimizer_class is th.optim.Adam}
+            # Rainbow's Adam (eps, Hessel et al. 2018); fused: one kernel for all parameters (CPU and
+            # CUDA), much less per-step overhead. Any other optimizer gets only what the user passes.
+            optimizer_kwargs = {"eps": 1.5e-4, "fused": True} if optimizer_class is th.optim.Adam else {}
+        check_optimizer_kwargs(optimizer_class, optimizer_kwargs)
         super().__init__(
             observation_space,
             action_space,
@@ -276,6 +292,8 @@ class CnnPolicy(RainbowPolicy):
                 isinstance(observation_space, spaces.Box) and min(observation_space.shape[-2:]) < NATURE_CNN_MIN_SIZE
             )
             features_extractor_class = MinAtarTrunk if small else NatureCNNTrunk
+            features_extractor_kwargs = dict(features_extractor_kwargs or {})
+            net_arch = _head_from_features_dim(features_extractor_kwargs.pop("features_dim", None), net_arch)
             if net_arch is None:
                 net_arch = [128] if small else [512]
         if not normalize_images:
@@ -294,6 +312,22 @@ class CnnPolicy(RainbowPolicy):
             optimizer_kwargs,
             **head_options,
         )
+
+
+def _head_from_features_dim(features_dim: Any, net_arch: list[int] | None) -> list[int] | None:
+    """SB3's NatureCNN ends in a linear layer of ``features_dim`` units that the Q-network reads; in
+    Rainbow's network that layer is the head's hidden layer (noisy and dueling with the rest of the
+    head), so ``features_extractor_kwargs["features_dim"]`` sets ``net_arch=[features_dim]``."""
+    if features_dim is None:
+        return net_arch
+    if isinstance(features_dim, bool) or not isinstance(features_dim, int) or features_dim < 1:
+        raise ValueError(f"features_extractor_kwargs['features_dim'] must be an integer >= 1, got {features_dim!r}")
+    if net_arch is not None and list(net_arch) != [features_dim]:
+        raise ValueError(
+            f"features_extractor_kwargs['features_dim']={features_dim} sets the head's hidden layer "
+            f"(net_arch=[{features_dim}]) and conflicts with net_arch={net_arch}: give one of them"
+        )
+    return [features_dim]
 
 
 class MultiInputPolicy(RainbowPolicy):

@@ -17,11 +17,17 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
+from stable_baselines3.her import HerReplayBuffer
 from torch.utils import _pytree as pytree
 
 from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
-from rainbow_ext.buffers.n_step import end_stored_episodes
-from rainbow_ext.buffers.prioritized import PrioritizedReplayBuffer, check_unit_interval
+from rainbow_ext.buffers.n_step import DictNStepReplayBuffer, end_stored_episodes
+from rainbow_ext.buffers.prioritized import (
+    PrioritizedDictReplayBuffer,
+    PrioritizedReplayBuffer,
+    PrioritizedSampling,
+    check_unit_interval,
+)
 from rainbow_ext.cuda_graphs import CapturedFunction, with_index
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
@@ -31,6 +37,8 @@ SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
 # Per-sample losses, Q(s, a) of the taken actions, and the per-sample error that is logged.
 LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
+# Buffers that take n_steps and gamma and return n-step transitions (discounts with each sample).
+N_STEP_BUFFERS = (NStepReplayBuffer, DictNStepReplayBuffer)
 # What train logs, as running sums on the device: read once per log interval (dump_logs).
 TRAIN_STATS = ("loss", "q_mean", "error")
 
@@ -204,31 +212,26 @@ class Rainbow(DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        # Checked here rather than in __init__: SB3's load restores the saved n_steps just before this.
+        # Here rather than in __init__: SB3's load restores the saved n_steps just before this.
         is_dict = isinstance(self.observation_space, spaces.Dict)
-        if is_dict and self.n_steps > 1:
-            raise ValueError(
-                f"n_steps={self.n_steps} needs n_steps=1 with Dict observations: "
-                "SB3's NStepReplayBuffer does not support them"
-            )
         if self.prioritized:
-            if is_dict:
-                raise ValueError(
-                    "prioritized=True is not available with Dict observations (PrioritizedReplayBuffer builds on "
-                    "SB3's NStepReplayBuffer, which does not support them); pass prioritized=False"
-                )
-            self.replay_buffer_class = self.replay_buffer_class or PrioritizedReplayBuffer
+            default = PrioritizedDictReplayBuffer if is_dict else PrioritizedReplayBuffer
+            self.replay_buffer_class = self.replay_buffer_class or default
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
+        elif is_dict and self.n_steps > 1 and self.replay_buffer_class is None:
+            self.replay_buffer_class = DictNStepReplayBuffer  # SB3 has no n-step buffer for Dict observations
         if self.frame_stack is None:
             self.frame_stack = self._resolve_frame_stack()
         if self.frame_stack and self.replay_buffer_class is None:
             # SB3's own choice, made here because the buffer is built here (below)
             self.replay_buffer_class = NStepReplayBuffer if self.n_steps > 1 else ReplayBuffer
-        if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, NStepReplayBuffer):
+        if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, N_STEP_BUFFERS):
             # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
             # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
             # Any n-step buffer gets them here, without the misleading warning.
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
+        elif self.replay_buffer_class is not None and self.n_steps > 1:
+            raise ValueError(_not_n_step_message(self.replay_buffer_class, self.n_steps))
         if self.frame_stack and self.replay_buffer is None:
             assert self.replay_buffer_class is not None
             self.replay_buffer = frame_stack_buffer(
@@ -624,14 +627,34 @@ def _check_prioritized(
     check_unit_interval("per_beta0", beta0)
     if not eps > 0:
         raise ValueError(f"per_eps must be > 0, got {eps!r}")
-    if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedReplayBuffer):
+    if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedSampling):
+        if issubclass(replay_buffer_class, HerReplayBuffer):
+            raise ValueError(
+                "prioritized=True does not combine with HerReplayBuffer (hindsight relabelling samples its own "
+                "transitions, without priorities): pass prioritized=False and n_steps=1"
+            )
         raise ValueError(
-            f"prioritized=True needs a PrioritizedReplayBuffer, got replay_buffer_class={replay_buffer_class.__name__}"
+            "prioritized=True needs a prioritized buffer (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer), "
+            f"got replay_buffer_class={replay_buffer_class.__name__}; or pass prioritized=False"
         )
+
+
+def _not_n_step_message(replay_buffer_class: type, n_steps: int) -> str:
+    if issubclass(replay_buffer_class, HerReplayBuffer):
+        return f"n_steps={n_steps} does not combine with HerReplayBuffer (it relabels one-step transitions): n_steps=1"
+    return (
+        f"n_steps={n_steps} needs an n-step replay buffer (NStepReplayBuffer, DictNStepReplayBuffer or a prioritized "
+        f"one), got replay_buffer_class={replay_buffer_class.__name__}, which would ignore it; pass n_steps=1"
+    )
 
 
 def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:
     merged = dict(policy_kwargs or {})
+    if "share_features_extractor" in merged:
+        raise ValueError(
+            "policy_kwargs['share_features_extractor'] does not apply to DQN policies (SB3's DQNPolicy does not take "
+            "it either): it is an actor-critic option, and the online and target networks each need their own extractor"
+        )
     for key in HEAD_OPTIONS:
         if key in merged and merged[key] != head_options[key]:
             raise ValueError(

@@ -2,7 +2,6 @@
 
 import warnings
 
-import gymnasium as gym
 import pytest
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
@@ -63,7 +62,7 @@ def test_unknown_flag_lists_valid_arguments() -> None:
         (dict(per_alpha=1.5), r"per_alpha must lie in \[0, 1\]"),
         (dict(per_beta0=-0.1), r"per_beta0 must lie in \[0, 1\]"),
         (dict(per_eps=0.0), "per_eps must be > 0"),
-        (dict(replay_buffer_class=NStepReplayBuffer), "prioritized=True needs a PrioritizedReplayBuffer"),
+        (dict(replay_buffer_class=NStepReplayBuffer), "prioritized=True needs a prioritized buffer"),
         (dict(optimize_memory_usage=True), "optimize_memory_usage=True needs n_steps=1"),
         (dict(policy_kwargs=dict(noisy=False)), r"policy_kwargs\['noisy'\]=False conflicts with noisy=True"),
     ],
@@ -76,20 +75,6 @@ def test_bad_options(kwargs: dict, message: str) -> None:
 def test_non_discrete_action_space() -> None:
     with pytest.raises(ValueError, match="Discrete action space, got Box"):
         Rainbow("MlpPolicy", "Pendulum-v1")
-
-
-def test_dict_observations_with_n_steps() -> None:
-    env = gym.make("CartPole-v1")
-    env.observation_space = gym.spaces.Dict({"x": env.observation_space})
-    with pytest.raises(ValueError, match="n_steps=3 needs n_steps=1 with Dict observations"):
-        Rainbow("MultiInputPolicy", env)
-
-
-def test_dict_observations_with_prioritized_replay() -> None:
-    env = gym.make("CartPole-v1")
-    env.observation_space = gym.spaces.Dict({"x": env.observation_space})
-    with pytest.raises(ValueError, match="prioritized=True is not available with Dict observations"):
-        Rainbow("MultiInputPolicy", env, n_steps=1)
 
 
 def test_explicit_n_step_buffer_gets_n_steps_without_warning() -> None:

@@ -1,13 +1,19 @@
 """n-step returns over windows of stored transitions (Sutton 1988; Hessel et al. 2018 use n = 3).
 
-Kept apart from storage and sampling so any buffer can use it: it takes the gathered windows and
-returns what the TD target needs. The arithmetic is SB3's ``NStepReplayBuffer``'s.
+Kept apart from storage and sampling so they compose: :class:`NStepSampling` reads the windows from any
+SB3 replay storage (arrays, dicts of arrays for Dict observations, frame storage) at the (time, env)
+slots a sampler picked, and :func:`n_step_returns` does the arithmetic, SB3's ``NStepReplayBuffer``'s.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from stable_baselines3.common.buffers import ReplayBuffer
+import torch as th
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
 
 
 def n_step_returns(
@@ -45,3 +51,107 @@ def end_stored_episodes(buffer: ReplayBuffer) -> None:
     if not buffer.optimize_memory_usage:
         buffer.timeouts[newest] = np.where(running, 1.0, buffer.timeouts[newest])
     buffer.dones[newest] = np.where(running, 1.0, buffer.dones[newest])
+
+
+class NStepSampling:
+    """Transitions ``(s_t, a_t, R, gamma^m, s_{t+m}, done)`` at given (time, env) slots, for a replay
+    storage class that it is mixed in before (``ReplayBuffer``, ``DictReplayBuffer``).
+
+    With ``n_steps=1`` they are SB3's one-step transitions (``discounts`` is None: the learner applies
+    gamma). With ``n_steps > 1``, ``R`` sums the rewards up to the window's first episode end
+    (termination or truncation), and the newest time step ends every window that reaches it, as in
+    SB3's ``NStepReplayBuffer``: its successor is not stored yet.
+    """
+
+    n_steps: int
+    gamma: float
+    buffer_size: int
+    n_envs: int
+    pos: int
+    observations: Any
+    next_observations: Any
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    timeouts: np.ndarray
+
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: np.ndarray, env: VecNormalize | None = None, env_indices: np.ndarray | None = None
+    ) -> ReplayBufferSamples | DictReplayBufferSamples:
+        """``env_indices`` is drawn uniformly when omitted (SB3's behaviour, which draws it here)."""
+        storage: Any = self  # the ReplayBuffer this is mixed into
+        if env_indices is None:
+            env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
+        discounts = None
+        if self.n_steps == 1:
+            last = batch_inds
+            returns = storage._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+        else:
+            window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
+            env_column = env_indices[:, None]
+            dones = self.dones[window, env_column]
+            newest = window == (self.pos - 1) % self.buffer_size
+            truncated = np.logical_or(self.timeouts[window, env_column], newest & np.logical_not(dones))
+            returns, discounts, last_offsets = n_step_returns(
+                storage._normalize_reward(self.rewards[window, env_column], env), dones, truncated, self.gamma
+            )
+            last = (batch_inds + last_offsets) % self.buffer_size
+        final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
+        observations = self._observations(self.observations, batch_inds, env_indices, env)
+        next_observations = self._observations(self.next_observations, last, env_indices, env)
+        samples = DictReplayBufferSamples if isinstance(observations, dict) else ReplayBufferSamples
+        # Every array here is new (fancy indexing or arithmetic), so the tensors may share its memory:
+        # SB3's ``to_torch`` would copy each one again (two stacks of frames per sample on Atari).
+        return samples(
+            observations=observations,  # type: ignore[arg-type]
+            actions=storage.to_torch(self.actions[batch_inds, env_indices], copy=False),
+            next_observations=next_observations,  # type: ignore[arg-type]
+            dones=storage.to_torch(final_dones.reshape(-1, 1), copy=False),
+            rewards=storage.to_torch(returns, copy=False),
+            discounts=None if discounts is None else storage.to_torch(discounts, copy=False),
+        )
+
+    def _observations(
+        self, stored: Any, rows: np.ndarray, envs: np.ndarray, env: VecNormalize | None
+    ) -> th.Tensor | dict[str, th.Tensor]:
+        """Observations at (rows, envs), normalized as the env does: an array, or a dict of them."""
+        storage: Any = self
+        if isinstance(stored, dict):
+            gathered = storage._normalize_obs({key: value[rows, envs] for key, value in stored.items()}, env)
+            return {key: storage.to_torch(value, copy=False) for key, value in gathered.items()}
+        return storage.to_torch(storage._normalize_obs(stored[rows, envs], env), copy=False)
+
+
+class DictNStepReplayBuffer(NStepSampling, DictReplayBuffer):
+    """SB3's ``DictReplayBuffer`` (Dict observations) with n-step returns, as ``NStepReplayBuffer``
+    gives them for arrays: the n-step transitions of :class:`NStepSampling` over SB3's dict storage.
+
+    :param n_steps: transitions summed into each return
+    :param gamma: discount of the return
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: Any,
+        action_space: Any,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+    ) -> None:
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=optimize_memory_usage,
+            handle_timeout_termination=handle_timeout_termination,
+        )
+        if not isinstance(n_steps, int) or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        self.n_steps = n_steps
+        self.gamma = gamma

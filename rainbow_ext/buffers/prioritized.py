@@ -1,4 +1,5 @@
-"""Prioritized experience replay (Schaul et al. 2016, proportional variant) on SB3's n-step buffer."""
+"""Prioritized experience replay (Schaul et al. 2016, proportional variant): the sampling, mixed into
+SB3's storage with n-step transitions, for arrays and for Dict observations."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from rainbow_ext.buffers.n_step import n_step_returns
+from rainbow_ext.buffers.n_step import DictNStepReplayBuffer, NStepSampling
 from rainbow_ext.buffers.sum_tree import SumTree
 
 
@@ -38,9 +39,9 @@ class PrioritizedReplayBufferSamples(NamedTuple):
     """SB3's ``ReplayBufferSamples`` fields (same names and order) plus ``weights`` and ``indices``.
     (A NamedTuple cannot gain fields by subclassing, so the fields are repeated.)"""
 
-    observations: th.Tensor
+    observations: th.Tensor | TensorDict
     actions: th.Tensor
-    next_observations: th.Tensor
+    next_observations: th.Tensor | TensorDict
     dones: th.Tensor
     rewards: th.Tensor
     discounts: th.Tensor | None
@@ -50,8 +51,9 @@ class PrioritizedReplayBufferSamples(NamedTuple):
     indices: np.ndarray
 
 
-class PrioritizedReplayBuffer(NStepReplayBuffer):
-    """Proportional prioritized replay over every (time, env) slot, with SB3's n-step returns.
+class PrioritizedSampling:
+    """Proportional prioritized sampling over every (time, env) slot of the replay storage class that
+    it is mixed in before, which gathers the transitions (:class:`~rainbow_ext.buffers.n_step.NStepSampling`).
 
     One sum tree holds a priority for each of the ``buffer_size`` slots (``buffer_size / n_envs``
     time steps of ``n_envs`` envs), so multi-env training samples across envs in proportion to
@@ -59,18 +61,14 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
     priority mass. Stored values are ``(priority + eps) ** alpha`` (Schaul et al. 2016, eq. 1); new
     transitions enter at the largest priority seen so far.
 
-    With ``n_steps=1`` transitions are plain one-step transitions; with ``n_steps > 1`` they carry
-    SB3's truncation-aware n-step returns and discounts, and the newest time step ends every window
-    that reaches it, as in SB3's ``NStepReplayBuffer``.
-
-    Used by SB3's plain ``DQN`` (``replay_buffer_class=PrioritizedReplayBuffer``), it samples by
-    priority but DQN neither applies the weights nor updates priorities, so every slot keeps the
-    initial priority and sampling stays uniform; ``Rainbow(prioritized=True)`` does both.
-
     :param alpha: prioritization exponent in [0, 1] (0: uniform); Rainbow uses 0.5
     :param beta: importance-sampling exponent in [0, 1]; Rainbow anneals it from 0.4 to 1
     :param eps: added to every priority so that no slot has zero probability
     """
+
+    buffer_size: int
+    n_envs: int
+    pos: int
 
     def __init__(
         self,
@@ -91,7 +89,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         check_unit_interval("beta", beta)
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]
             buffer_size,
             observation_space,
             action_space,
@@ -119,33 +117,36 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
 
     def add(
         self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
+        obs: np.ndarray | dict[str, np.ndarray],
+        next_obs: np.ndarray | dict[str, np.ndarray],
         action: np.ndarray,
         reward: np.ndarray,
         done: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
+        storage: Any = self
         slot = self.pos
-        super().add(obs, next_obs, action, reward, done, infos)
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
         # The slot's old priority (after wrap-around) is replaced: new transitions start at the max.
         leaves = slot * self.n_envs + np.arange(self.n_envs)
         self.tree.set_priorities(
-            leaves, np.full(self.n_envs, self.max_priority), self.size() * self.n_envs, self.alpha, self.eps
+            leaves, np.full(self.n_envs, self.max_priority), storage.size() * self.n_envs, self.alpha, self.eps
         )
 
-    def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
-        if self.size() == 0:
-            raise ValueError("cannot sample from an empty PrioritizedReplayBuffer")
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:
+        storage: Any = self
+        if storage.size() == 0:
+            raise ValueError(f"cannot sample from an empty {type(self).__name__}")
         # Stratified: one draw in each of batch_size equal segments of the priority mass.
         leaves, values = self.tree.sample_stratified(np.random.random(batch_size))
         time_indices, env_indices, weights = _slots_and_weights(leaves, values, self.n_envs, self.beta)
-        samples = self._get_samples(time_indices, env=env, env_indices=env_indices)
-        return PrioritizedReplayBufferSamples(*samples, weights=self.to_torch(weights, copy=False), indices=leaves)
+        samples = storage._get_samples(time_indices, env=env, env_indices=env_indices)
+        return PrioritizedReplayBufferSamples(*samples, weights=storage.to_torch(weights, copy=False), indices=leaves)
 
     def update_priorities(self, indices: np.ndarray | th.Tensor, priorities: np.ndarray | th.Tensor) -> None:
         """Set the priorities of sampled slots (``samples.indices``), typically |TD error| or the C51
         loss. Checked before anything changes: a ValueError leaves the buffer as it was."""
+        storage: Any = self
         indices = _as_numpy(indices)
         priorities = _as_numpy(priorities).astype(np.float64, copy=False)
         if indices.ndim != 1 or priorities.shape != indices.shape:
@@ -156,7 +157,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             return
         if not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
-        n_transitions = self.size() * self.n_envs
+        n_transitions = storage.size() * self.n_envs
         status = self.tree.set_priorities(
             indices.astype(np.int64, copy=False), priorities, n_transitions, self.alpha, self.eps
         )
@@ -171,44 +172,23 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             )
         self.max_priority = max(self.max_priority, float(priorities.max()))
 
-    def _get_samples(  # type: ignore[override]
-        self, batch_inds: np.ndarray, env: VecNormalize | None = None, env_indices: np.ndarray | None = None
-    ) -> ReplayBufferSamples:
-        """Transitions at the given (time, env) pairs; ``env_indices`` is drawn uniformly when
-        omitted (SB3's behaviour, which draws it inside ``_get_samples``)."""
-        if env_indices is None:
-            env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
-        discounts = None  # one-step transitions: the learner applies gamma, as with SB3's ReplayBuffer
-        if self.n_steps == 1:
-            last = batch_inds
-            returns = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
-        else:
-            window = (batch_inds[:, None] + np.arange(self.n_steps)) % self.buffer_size
-            env_column = env_indices[:, None]
-            dones = self.dones[window, env_column]
-            # SB3's rule for the newest time step (pos - 1): its successor is not stored yet, so unless the
-            # episode ended there it ends every window as a truncation (bootstrap from its next_obs).
-            newest = window == (self.pos - 1) % self.buffer_size
-            truncated = np.logical_or(self.timeouts[window, env_column], newest & np.logical_not(dones))
-            returns, discounts, last_offsets = n_step_returns(
-                self._normalize_reward(self.rewards[window, env_column], env), dones, truncated, self.gamma
-            )
-            last = (batch_inds + last_offsets) % self.buffer_size
-        final_dones = self.dones[last, env_indices] * (1.0 - self.timeouts[last, env_indices])
-        # Every array here is new (fancy indexing or arithmetic), so the tensors may share its memory:
-        # SB3's ``to_torch`` would copy each one again (two stacks of frames per sample on Atari).
-        return ReplayBufferSamples(
-            observations=self.to_torch(
-                self._normalize_obs(self.observations[batch_inds, env_indices], env), copy=False
-            ),
-            actions=self.to_torch(self.actions[batch_inds, env_indices], copy=False),
-            next_observations=self.to_torch(
-                self._normalize_obs(self.next_observations[last, env_indices], env), copy=False
-            ),
-            dones=self.to_torch(final_dones.reshape(-1, 1), copy=False),
-            rewards=self.to_torch(returns, copy=False),
-            discounts=None if discounts is None else self.to_torch(discounts, copy=False),
-        )
+
+class PrioritizedReplayBuffer(PrioritizedSampling, NStepSampling, NStepReplayBuffer):
+    """Prioritized replay (:class:`PrioritizedSampling`) of n-step transitions
+    (:class:`~rainbow_ext.buffers.n_step.NStepSampling`) stored in SB3's ``NStepReplayBuffer`` arrays.
+
+    With ``n_steps=1`` transitions are plain one-step transitions; with ``n_steps > 1`` they carry
+    SB3's truncation-aware n-step returns and discounts.
+
+    Used by SB3's plain ``DQN`` (``replay_buffer_class=PrioritizedReplayBuffer``), it samples by
+    priority but DQN neither applies the weights nor updates priorities, so every slot keeps the
+    initial priority and sampling stays uniform; ``Rainbow(prioritized=True)`` does both.
+    """
+
+
+class PrioritizedDictReplayBuffer(PrioritizedSampling, DictNStepReplayBuffer):
+    """:class:`PrioritizedReplayBuffer` for Dict observations: the same sampling and n-step
+    transitions over SB3's ``DictReplayBuffer`` storage."""
 
 
 def check_unit_interval(name: str, value: float) -> None:
