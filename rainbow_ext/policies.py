@@ -16,7 +16,7 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
@@ -135,6 +135,12 @@ class RainbowQNetwork(QNetwork):
 
 def check_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any]) -> None:
     """An ``optimizer_kwargs`` key that ``optimizer_class`` does not take, named before the network is built."""
+    given_by_sb3 = sorted({"params", "lr"} & set(optimizer_kwargs))
+    if given_by_sb3:
+        raise ValueError(
+            f"optimizer_kwargs {given_by_sb3} are given by SB3 itself (the policy's parameters, and the "
+            "learning rate from learning_rate): pass learning_rate to Rainbow instead"
+        )
     parameters = inspect.signature(optimizer_class.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
@@ -266,6 +272,12 @@ class RainbowPolicy(DQNPolicy):
 MlpPolicy = RainbowPolicy
 
 
+# The head's hidden layers after each extractor when net_arch is not given: the Nature DQN's 512 units
+# and MinAtar's 128 (Hessel et al. 2018; Young & Tian 2019); none after SB3's NatureCNN, whose own last
+# layer (features_dim) is the hidden layer, and SB3's [64, 64] after any other extractor, as SB3's DQN.
+HEAD_AFTER: dict[type, list[int]] = {NatureCNNTrunk: [512], MinAtarTrunk: [128], NatureCNN: []}
+
+
 class CnnPolicy(RainbowPolicy):
     """Rainbow policy for images. The trunk (features extractor) follows the image size unless
     ``features_extractor_class`` is given: the Nature DQN convolutions (:class:`NatureCNNTrunk`) and a
@@ -294,8 +306,8 @@ class CnnPolicy(RainbowPolicy):
             features_extractor_class = MinAtarTrunk if small else NatureCNNTrunk
             features_extractor_kwargs = dict(features_extractor_kwargs or {})
             net_arch = _head_from_features_dim(features_extractor_kwargs.pop("features_dim", None), net_arch)
-            if net_arch is None:
-                net_arch = [128] if small else [512]
+        if net_arch is None:
+            net_arch = HEAD_AFTER.get(features_extractor_class, [64, 64])
         if not normalize_images:
             # SB3 tells NatureCNN about already-normalized images by class; tell the trunk the same way.
             features_extractor_kwargs = {"normalized_image": True, **(features_extractor_kwargs or {})}
@@ -303,7 +315,7 @@ class CnnPolicy(RainbowPolicy):
             observation_space,
             action_space,
             lr_schedule,
-            [512] if net_arch is None else net_arch,
+            net_arch,
             activation_fn,
             features_extractor_class,
             features_extractor_kwargs,

@@ -13,7 +13,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
-from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
@@ -58,7 +58,8 @@ class Rainbow(DQN):
     SB3 DQN's defaults for everything else. The arguments shared with DQN are documented there.
     (``replay_buffer_kwargs`` must not set ``n_steps`` or ``gamma``: Rainbow forwards its own.)
 
-    :param n_steps: n-step returns through SB3's ``NStepReplayBuffer`` (Sutton 1988; Rainbow uses 3)
+    :param n_steps: n-step returns (Sutton 1988; Rainbow uses 3) through SB3's ``NStepReplayBuffer``, or
+        :class:`~rainbow_ext.buffers.DictNStepReplayBuffer` for Dict observations
     :param exploration_fraction: as DQN's; ``None`` means DQN's default (0.1)
     :param exploration_initial_eps: as DQN's; ``None`` means 1.0, or 0.0 when ``noisy``
     :param exploration_final_eps: as DQN's; ``None`` means 0.05, or 0.0 when ``noisy``. With noisy
@@ -73,7 +74,8 @@ class Rainbow(DQN):
     :param v_min: smallest atom of the C51 support
     :param v_max: largest atom of the C51 support
     :param prioritized: prioritized experience replay (Schaul et al. 2016) through
-        :class:`~rainbow_ext.buffers.PrioritizedReplayBuffer`: importance-weighted losses, priorities
+        :class:`~rainbow_ext.buffers.PrioritizedReplayBuffer` (``PrioritizedDictReplayBuffer`` for Dict
+        observations): importance-weighted losses, priorities
         from the per-sample loss (C51 cross-entropy, else |TD error|)
     :param per_alpha: prioritization exponent
     :param per_beta0: importance-sampling exponent at the start; it grows linearly to 1 over the run
@@ -220,6 +222,7 @@ class Rainbow(DQN):
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
         elif is_dict and self.n_steps > 1 and self.replay_buffer_class is None:
             self.replay_buffer_class = DictNStepReplayBuffer  # SB3 has no n-step buffer for Dict observations
+        _check_storage_kind(self.replay_buffer_class, is_dict, self.optimize_memory_usage)
         if self.frame_stack is None:
             self.frame_stack = self._resolve_frame_stack()
         if self.frame_stack and self.replay_buffer_class is None:
@@ -644,8 +647,28 @@ def _not_n_step_message(replay_buffer_class: type, n_steps: int) -> str:
         return f"n_steps={n_steps} does not combine with HerReplayBuffer (it relabels one-step transitions): n_steps=1"
     return (
         f"n_steps={n_steps} needs an n-step replay buffer (NStepReplayBuffer, DictNStepReplayBuffer or a prioritized "
-        f"one), got replay_buffer_class={replay_buffer_class.__name__}, which would ignore it; pass n_steps=1"
+        f"one), got replay_buffer_class={replay_buffer_class.__name__}, which would ignore it; pass n_steps=1 "
+        "(a model saved that way trained one-step returns: Rainbow.load(path, n_steps=1) loads it)"
     )
+
+
+def _check_storage_kind(replay_buffer_class: type | None, is_dict: bool, optimize_memory_usage: bool) -> None:
+    """Dict observations need dict storage and array observations array storage; SB3 would fail deep
+    inside the buffer (or assert) otherwise."""
+    if replay_buffer_class is None:
+        return
+    if is_dict and not issubclass(replay_buffer_class, DictReplayBuffer):
+        raise ValueError(
+            f"Dict observations need a Dict replay buffer, got replay_buffer_class={replay_buffer_class.__name__}; "
+            "use DictNStepReplayBuffer, PrioritizedDictReplayBuffer or SB3's DictReplayBuffer (or leave it unset)"
+        )
+    if not is_dict and issubclass(replay_buffer_class, DictReplayBuffer):
+        raise ValueError(
+            f"replay_buffer_class={replay_buffer_class.__name__} stores Dict observations, and these are not; "
+            "use NStepReplayBuffer, PrioritizedReplayBuffer or SB3's ReplayBuffer (or leave it unset)"
+        )
+    if is_dict and optimize_memory_usage:
+        raise ValueError("optimize_memory_usage=True is not available with Dict observations (SB3's Dict buffers)")
 
 
 def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:

@@ -156,3 +156,18 @@ def test_buffers_that_cannot_hold_a_component_are_refused() -> None:
         Rainbow("MlpPolicy", "CartPole-v1", prioritized=False, replay_buffer_class=ReplayBuffer)
     with pytest.raises(ValueError, match="prioritized=True needs a prioritized buffer"):
         Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_class=NStepReplayBuffer)
+    # storage of the other kind: SB3 would fail deep inside the buffer, or assert
+    with pytest.raises(ValueError, match=r"Dict observations need a Dict replay buffer.*PrioritizedReplayBuffer"):
+        Rainbow("MultiInputPolicy", DictChain(), replay_buffer_class=PrioritizedReplayBuffer)
+    with pytest.raises(ValueError, match="PrioritizedDictReplayBuffer stores Dict observations, and these are not"):
+        Rainbow("MlpPolicy", "CartPole-v1", replay_buffer_class=PrioritizedDictReplayBuffer)
+    with pytest.raises(ValueError, match="optimize_memory_usage=True is not available with Dict observations"):
+        Rainbow("MultiInputPolicy", DictChain(), n_steps=1, optimize_memory_usage=True)
+
+
+def test_dict_n_step_buffer_defaults_to_sb3s_n_steps() -> None:
+    """SB3's DQN given the class passes no n_steps (it only warns): the default must be SB3's 3, not 1."""
+    assert DictNStepReplayBuffer(10, DICT, ACT, device="cpu").n_steps == 3
+    assert DictNStepReplayBuffer(10, DICT, ACT, device="cpu", n_steps=np.int64(2)).n_steps == 2
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        DictNStepReplayBuffer(10, DICT, ACT, device="cpu", n_steps=0)

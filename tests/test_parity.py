@@ -104,6 +104,7 @@ def test_cnn_policy_takes_sb3s_options(preset: str, tmp_path: Path) -> None:
     kwargs = dict(features_extractor_class=NatureCNN, features_extractor_kwargs=dict(features_dim=24))
     model = Rainbow.from_preset(preset, "CnnPolicy", env, policy_kwargs=kwargs, **SMALL).learn(60)
     assert isinstance(model.q_net.features_extractor, NatureCNN) and model.q_net.features_dim == 24
+    assert model.q_net.net_arch == []  # as SB3's DQN: NatureCNN's own last layer is the hidden layer
     # images already in [0, 1]
     floats = SpaceEnv(spaces.Box(0.0, 1.0, shape=(1, 36, 36), dtype=np.float32))
     Rainbow.from_preset(preset, "CnnPolicy", floats, policy_kwargs=dict(normalize_images=False), **SMALL).learn(60)
@@ -116,6 +117,7 @@ def test_cnn_policy_takes_sb3s_options(preset: str, tmp_path: Path) -> None:
         (dict(features_extractor_kwargs=dict(features_dim=0)), "features_dim'] must be an integer >= 1"),
         (dict(share_features_extractor=False), "share_features_extractor'] does not apply to DQN policies"),
         (dict(optimizer_class=RMSpropTFLike, optimizer_kwargs=dict(fused=True)), r"\['fused'\] are not arguments"),
+        (dict(optimizer_kwargs=dict(lr=0.1)), r"\['lr'\] are given by SB3 itself.*pass learning_rate"),
     ],
 )
 def test_options_that_cannot_apply_say_why(policy_kwargs: dict, message: str) -> None:

@@ -55,7 +55,8 @@ def end_stored_episodes(buffer: ReplayBuffer) -> None:
 
 class NStepSampling:
     """Transitions ``(s_t, a_t, R, gamma^m, s_{t+m}, done)`` at given (time, env) slots, for a replay
-    storage class that it is mixed in before (``ReplayBuffer``, ``DictReplayBuffer``).
+    storage class that it is mixed in before and that sets ``n_steps`` and ``gamma``: SB3's
+    ``NStepReplayBuffer`` (arrays) or :class:`DictNStepReplayBuffer` (dicts of arrays).
 
     With ``n_steps=1`` they are SB3's one-step transitions (``discounts`` is None: the learner applies
     gamma). With ``n_steps > 1``, ``R`` sums the rewards up to the window's first episode end
@@ -75,7 +76,7 @@ class NStepSampling:
     dones: np.ndarray
     timeouts: np.ndarray
 
-    def _get_samples(  # type: ignore[override]
+    def _get_samples(
         self, batch_inds: np.ndarray, env: VecNormalize | None = None, env_indices: np.ndarray | None = None
     ) -> ReplayBufferSamples | DictReplayBufferSamples:
         """``env_indices`` is drawn uniformly when omitted (SB3's behaviour, which draws it here)."""
@@ -122,11 +123,11 @@ class NStepSampling:
         return storage.to_torch(storage._normalize_obs(stored[rows, envs], env), copy=False)
 
 
-class DictNStepReplayBuffer(NStepSampling, DictReplayBuffer):
+class DictNStepReplayBuffer(NStepSampling, DictReplayBuffer):  # type: ignore[misc]
     """SB3's ``DictReplayBuffer`` (Dict observations) with n-step returns, as ``NStepReplayBuffer``
     gives them for arrays: the n-step transitions of :class:`NStepSampling` over SB3's dict storage.
 
-    :param n_steps: transitions summed into each return
+    :param n_steps: transitions summed into each return (3, SB3's ``NStepReplayBuffer`` default)
     :param gamma: discount of the return
     """
 
@@ -139,9 +140,11 @@ class DictNStepReplayBuffer(NStepSampling, DictReplayBuffer):
         n_envs: int = 1,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
-        n_steps: int = 1,
+        n_steps: int = 3,
         gamma: float = 0.99,
     ) -> None:
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
         super().__init__(
             buffer_size,
             observation_space,
@@ -151,7 +154,5 @@ class DictNStepReplayBuffer(NStepSampling, DictReplayBuffer):
             optimize_memory_usage=optimize_memory_usage,
             handle_timeout_termination=handle_timeout_termination,
         )
-        if not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-        self.n_steps = n_steps
+        self.n_steps = int(n_steps)
         self.gamma = gamma

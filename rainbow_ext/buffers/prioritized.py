@@ -36,8 +36,9 @@ def _slots_and_weights(
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
-    """SB3's ``ReplayBufferSamples`` fields (same names and order) plus ``weights`` and ``indices``.
-    (A NamedTuple cannot gain fields by subclassing, so the fields are repeated.)"""
+    """SB3's ``ReplayBufferSamples`` fields (same names and order; observations are dicts of tensors for
+    Dict observations) plus ``weights`` and ``indices``. (A NamedTuple cannot gain fields by subclassing,
+    so the fields are repeated.)"""
 
     observations: th.Tensor | TensorDict
     actions: th.Tensor
@@ -64,6 +65,9 @@ class PrioritizedSampling:
     :param alpha: prioritization exponent in [0, 1] (0: uniform); Rainbow uses 0.5
     :param beta: importance-sampling exponent in [0, 1]; Rainbow anneals it from 0.4 to 1
     :param eps: added to every priority so that no slot has zero probability
+
+    It passes ``n_steps`` and ``gamma`` on, so the storage below it is an n-step one (which gathers
+    one-step transitions with ``n_steps=1``).
     """
 
     buffer_size: int
@@ -173,7 +177,7 @@ class PrioritizedSampling:
         self.max_priority = max(self.max_priority, float(priorities.max()))
 
 
-class PrioritizedReplayBuffer(PrioritizedSampling, NStepSampling, NStepReplayBuffer):
+class PrioritizedReplayBuffer(PrioritizedSampling, NStepSampling, NStepReplayBuffer):  # type: ignore[misc]
     """Prioritized replay (:class:`PrioritizedSampling`) of n-step transitions
     (:class:`~rainbow_ext.buffers.n_step.NStepSampling`) stored in SB3's ``NStepReplayBuffer`` arrays.
 
@@ -186,7 +190,7 @@ class PrioritizedReplayBuffer(PrioritizedSampling, NStepSampling, NStepReplayBuf
     """
 
 
-class PrioritizedDictReplayBuffer(PrioritizedSampling, DictNStepReplayBuffer):
+class PrioritizedDictReplayBuffer(PrioritizedSampling, DictNStepReplayBuffer):  # type: ignore[misc]
     """:class:`PrioritizedReplayBuffer` for Dict observations: the same sampling and n-step
     transitions over SB3's ``DictReplayBuffer`` storage."""
 
