@@ -120,6 +120,28 @@ def test_pickle_round_trip_gives_identical_samples() -> None:
         np.testing.assert_array_equal(restored.next_observations[rows, envs], framed.next_observations[rows, envs])
 
 
+def test_pickle_of_a_partly_filled_storage_holds_only_the_written_frames() -> None:
+    """save_replay_buffer of a 1M-transition Atari buffer a quarter full must not write 5 GB of zeros;
+    the restored storage is the same (whole ring, same frames) and goes on identically."""
+    venv = frame_stack_vec_env(2, seed=5)
+    _, framed = twin_buffers(NStepReplayBuffer, 400, venv.observation_space, 2, 4, n_steps=3, gamma=0.99)
+    stream = vec_env_stream(venv, 400, seed=5)
+    for _ in range(25):
+        framed.add(*next(stream))
+    storage = framed.frame_storage
+    assert len(pickle.dumps(storage)) < len(pickle.dumps(storage.frames)) / 4  # 25 of 203 frame rows
+    restored = pickle.loads(pickle.dumps(framed))
+    old_format = FrameStackStorage.__new__(FrameStackStorage)  # a pickle of the whole ring, as before
+    old_format.__setstate__(dict(storage.__dict__))
+    for copy in (restored.frame_storage, old_format):
+        for name in ("frames", "since_start", "next_kind"):
+            np.testing.assert_array_equal(getattr(copy, name), getattr(storage, name), err_msg=name)
+    for transition in stream:  # past the end of the ring: both go on alike
+        framed.add(*transition)
+        restored.add(*transition)
+    assert_same_observations(framed, restored)
+
+
 def test_atari_bytes_per_transition() -> None:
     """(4, 84, 84) uint8: one 7,056-byte frame per transition plus SB3's action/reward/done/timeout
     arrays and the sum tree: at most 7.2 KB (SB3: 56,468 bytes)."""

@@ -85,6 +85,27 @@ class FrameStackStorage:
         self.last_regular = np.zeros(n_envs, dtype=bool)  # latest next obs = obs shifted by one frame
         self._pending_obs: tuple[int, np.ndarray] | None = None  # observations[pos] awaiting next_observations[pos]
 
+    # Pickled (save_replay_buffer) with only the frame rows written so far: a 1M-transition Atari buffer
+    # holds 7 GB of frames from the start, and a quarter-full one need not write the zeros of the rest.
+    _RING: tuple[str, ...] = ("frames", "since_start", "next_kind")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        written = min(self.n_added, self.n_rows)
+        for name in self._RING:
+            state[name] = state[name][:written]  # a view: pickle writes only these rows
+        state["_rows_written"] = written
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        written = state.pop("_rows_written", None)  # absent in pickles of whole rings
+        if written is not None:
+            for name in self._RING:
+                part = state[name]
+                state[name] = np.zeros((state["n_rows"], *part.shape[1:]), dtype=part.dtype)
+                state[name][:written] = part
+        self.__dict__.update(state)
+
     @property
     def nbytes(self) -> int:
         """Bytes held: the frame ring, its per-slot bookkeeping and everything kept aside."""
