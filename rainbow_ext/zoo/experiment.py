@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 import pickle
 import sys
 import time
@@ -462,12 +461,11 @@ def load_trained_agent(
 def saved_algorithm(path: Path) -> str | None:
     """The algo a model zip was saved from, read from its policy class's module: ``"rainbow"`` (any
     preset), ``"qrdqn"`` or ``"sb3-dqn"``; None when the file does not say."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+    data = runs.saved_model_data(path)
+    if data is None:
         return None  # load() reports what is wrong with the file
-    module = str(data.get("policy_class", {}).get("__module__", ""))
+    policy_class = data.get("policy_class")
+    module = str(policy_class.get("__module__", "")) if isinstance(policy_class, dict) else ""
     families = {"rainbow_ext.": "rainbow", "sb3_contrib.qrdqn.": "qrdqn", "stable_baselines3.dqn.": "sb3-dqn"}
     return next((algo for prefix, algo in families.items() if module.startswith(prefix)), None)
 

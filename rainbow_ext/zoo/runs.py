@@ -261,16 +261,27 @@ def restore_best_model(checkpoint: Path, run_dir: Path, step: int) -> None:
         drop_later_best_model(run_dir, step)
 
 
+def saved_model_data(path: Path) -> dict[str, Any] | None:
+    """The ``data`` record of an SB3 model zip (its attributes as JSON: ``num_timesteps``,
+    ``policy_class``, ...), without loading the model; None when the file is missing or unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def drop_later_best_model(run_dir: Path, step: int) -> None:
     """A best model saved after ``step`` came from a stretch of the run that a resume from ``step``
     discards (with its evaluations): remove it, with a warning; the next better evaluation saves one."""
     best = run_dir / BEST_MODEL_FILE
+    data = saved_model_data(best)
     try:
-        with zipfile.ZipFile(best) as archive:
-            saved_at = int(json.loads(archive.read("data"))["num_timesteps"])
-    except (FileNotFoundError, zipfile.BadZipFile, KeyError, ValueError):
-        return
-    if saved_at > step:
+        saved_at = int(data["num_timesteps"]) if data is not None else None
+    except (KeyError, TypeError, ValueError):
+        saved_at = None
+    if saved_at is not None and saved_at > step:
         best.unlink()
         warnings.warn(
             f"{best} was saved at step {saved_at:,}, after the step {step:,} the run continues from: removed",
