@@ -28,69 +28,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from learning_curves import fifths_table, finished_runs, plot
 
 from rainbow_ext.zoo.ablation import make_grid, prepare, run_ablation
-from rainbow_ext.zoo.runs import EPISODES_FILE
-from rainbow_ext.zoo.stats import trailing_mean
 
 EXPLORATION_STEPS = 100_000
 WINDOW = 100  # episodes per score
 # Young & Tian 2019, DQN at 0.5M frames, read off their plots (approximate).
 PUBLISHED_DQN = {"Breakout": 8.0, "SpaceInvaders": 30.0}
-
-
-def curve(path: Path, checkpoints: np.ndarray, window: int = WINDOW) -> np.ndarray:
-    """Mean return of the last ``window`` episodes finished by each checkpoint (NaN before the first)."""
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    return trailing_mean(data[:, 0], data[:, 1], checkpoints, window)
-
-
-def finished_runs(study: Any) -> list[dict[str, Any]]:
-    """The grid's finished runs: algo, game, seed, episodes.csv, final score, seconds."""
-    results = []
-    for trial in study.get_trials(deepcopy=False):
-        if "curve" not in trial.user_attrs:
-            continue
-        path = Path(trial.user_attrs["run_dir"]) / EPISODES_FILE
-        returns = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)[:, 1]
-        game = trial.params["env"].removeprefix("MinAtar/").removesuffix("-v1")
-        results.append(
-            dict(algo=trial.params["variant"], game=game, seed=trial.params["seed"], path=path,
-                 final=float(returns[-WINDOW:].mean()), seconds=trial.user_attrs.get("seconds", float("nan")))
-        )  # fmt: skip
-    return results
-
-
-def plot(results: list[dict[str, Any]], games: list[str], algos: list[str], steps: int, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    checkpoints = np.linspace(steps / 50, steps, 50)
-    fig, axes = plt.subplots(1, len(games), figsize=(6 * len(games), 4), squeeze=False)
-    for ax, game in zip(axes[0], games, strict=True):
-        for color, algo in enumerate(algos):  # one color per algo in every panel
-            runs = [r for r in results if r["game"] == game and r["algo"] == algo]
-            curves = np.array([curve(r["path"], checkpoints) for r in runs])
-            if len(curves) == 0:
-                continue
-            seeds = f"{len(curves)} seed" + ("s" if len(curves) > 1 else "")
-            ax.plot(checkpoints, np.nanmean(curves, axis=0), color=f"C{color}", label=f"{algo} ({seeds})")
-            ax.fill_between(
-                checkpoints, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=f"C{color}", alpha=0.2
-            )
-        if game in PUBLISHED_DQN:
-            ax.axhline(PUBLISHED_DQN[game], color="gray", linestyle="--", label="paper DQN, 0.5M (own schedule)")
-        ax.set(title=f"MinAtar {game}-v1", xlabel="environment steps", ylabel=f"return (last {WINDOW} episodes)")
-        ax.legend()
-    fig.tight_layout()
-    path = out / "minatar.png"
-    fig.savefig(path, dpi=100)
-    return path
 
 
 def main() -> None:
@@ -125,36 +72,33 @@ def main() -> None:
     url, study = prepare(grid, out, None, "minatar")
     if run_ablation(grid, out, url, study, jobs=args.jobs, report_only=args.report_only) != 0:
         raise SystemExit("interrupted: rerun the same command to continue")
-    results = finished_runs(study)
-    for r in sorted(results, key=lambda r: (r["game"], args.algos.index(r["algo"]), r["seed"])):
-        print(f"{r['game']:>14} {r['algo']:>18} seed {r['seed']}: final {r['final']:6.2f}, {r['seconds']:.0f} s")
+    runs = finished_runs(study)
+    for r in runs:
+        print(f"{r.env:>24} {r.algo:>18} seed {r.seed}: final {r.final(WINDOW):6.2f}, {r.seconds:.0f} s")
     print("\n| game | algo | final score, mean ± std | seed: final | published DQN | median wall time (s) |")
     print("|---|---|---|---|---|---|")
-    for game in args.games:
+    for game, env in zip(args.games, envs, strict=True):
         for algo in args.algos:
-            rows = sorted((r for r in results if r["game"] == game and r["algo"] == algo), key=lambda r: r["seed"])
+            rows = [r for r in runs if r.env == env and r.algo == algo]
             if not rows:
                 print(f"| {game} | {algo} | not run | | {PUBLISHED_DQN.get(game, '-')} | |")
                 continue
-            finals = np.array([r["final"] for r in rows])
-            per_seed = ", ".join(f"{r['seed']}: {r['final']:.2f}" for r in rows)
+            finals = np.array([r.final(WINDOW) for r in rows])
+            per_seed = ", ".join(f"{r.seed}: {r.final(WINDOW):.2f}" for r in rows)
             print(
                 f"| {game} | {algo} | {finals.mean():.2f} ± {finals.std():.2f} | {per_seed} | "
-                f"{PUBLISHED_DQN.get(game, '-')} | {np.median([r['seconds'] for r in rows]):.0f} |"
+                f"{PUBLISHED_DQN.get(game, '-')} | {np.median([r.seconds for r in rows]):.0f} |"
             )
-    checkpoints = np.arange(1, 6) * args.steps / 5
     print("\nScore (mean ± std over seeds) at each fifth of the run:\n")
-    print("| game | algo | seeds | " + " | ".join(f"{c / 1000:.0f}k" for c in checkpoints) + " |")
-    print("|---|---|---|" + "---|" * len(checkpoints))
-    for game in args.games:
-        for algo in args.algos:
-            rows = [r for r in results if r["game"] == game and r["algo"] == algo]
-            if rows:
-                curves = np.array([curve(r["path"], checkpoints) for r in rows])
-                cells = " | ".join(f"{m:.2f} ± {sd:.2f}" for m, sd in zip(curves.mean(0), curves.std(0), strict=True))
-                print(f"| {game} | {algo} | {len(rows)} | {cells} |")
+    print(fifths_table(runs, envs, args.algos, args.steps, WINDOW))
     if args.plot:
-        print(f"\ncurves: {plot(results, args.games, args.algos, args.steps, out)}")
+        references = {
+            env: (PUBLISHED_DQN[game], "paper DQN, 0.5M (own schedule)")
+            for game, env in zip(args.games, envs, strict=True)
+            if game in PUBLISHED_DQN
+        }
+        path = plot(runs, envs, args.algos, args.steps, WINDOW, out / "minatar.png", references)
+        print(f"\ncurves: {path}")
 
 
 if __name__ == "__main__":
