@@ -247,12 +247,27 @@ def test_baselines_and_their_own_config_files_in_one_grid(tmp_path: Path) -> Non
     assert all("seconds" in t.user_attrs for t in finished_trials(folder))
 
 
-def test_a_folder_with_another_grid_is_refused(tmp_path: Path, capsys) -> None:
+def test_a_folder_with_another_grid_is_refused_and_more_seeds_grow_it(tmp_path: Path, capsys) -> None:
+    """Other variants, or fewer seeds, are another grid; more seeds add their runs to the finished ones."""
     folder = tmp_path / "ablation"
-    assert main([*TINY, "--seeds", "1", "--variants", "dqn", "-f", str(folder)]) == 0
+    assert main([*TINY, "--seeds", "2", "--variants", "dqn", "-f", str(folder)]) == 0
     capsys.readouterr()
-    assert main([*TINY, "--seeds", "2", "--variants", "dqn", "-f", str(folder)]) == 2
-    assert "holds a different ablation grid: seeds: [0] there, [0, 1] here" in capsys.readouterr().err
+    assert main([*TINY, "--seeds", "2", "--variants", "dqn,rainbow", "-f", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different ablation grid: variants: ['dqn'] there, ['dqn', 'rainbow'] here" in err
+    assert main([*TINY, "--seeds", "1", "--variants", "dqn", "-f", str(folder)]) == 2
+    assert "holds a different ablation grid: seeds: [0, 1] there, [0] here" in capsys.readouterr().err
+    first = {t.params["seed"]: t.datetime_complete for t in finished_trials(folder)}
+
+    assert main([*TINY, "--seeds", "3", "--variants", "dqn", "-f", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "seeds [2] added to the grid" in out and "3 runs in the grid: 2 finished, 1 to run" in out
+    trials = finished_trials(folder)
+    assert sorted(t.params["seed"] for t in trials) == [0, 1, 2]  # seed 2 ran once, 0 and 1 were kept
+    assert all(t.datetime_complete == first[t.params["seed"]] for t in trials if t.params["seed"] < 2)
+    assert yaml.safe_load((folder / "grid.yml").read_text())["seeds"] == [0, 1, 2]
+    final = (folder / "final_scores.csv").read_text().splitlines()
+    assert len(final) == 1 + 3  # the report covers all three runs
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:

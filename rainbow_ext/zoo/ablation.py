@@ -59,6 +59,15 @@ class Grid:
         theirs = {**asdict(Grid([], [], [], None, 0, 0)), **other}
         return [f"{key}: {theirs[key]!r} there, {mine[key]!r} here" for key in mine if theirs[key] != mine[key]]
 
+    def added_seeds(self, other: dict[str, Any]) -> list[int]:
+        """The seeds this grid adds to a saved one that is otherwise the same (a rerun with a larger
+        ``--seeds`` grows the grid: finished runs are kept); empty for any other change."""
+        differences = self.differences(other)
+        if len(differences) != 1 or not differences[0].startswith("seeds:"):
+            return []
+        saved = set(other["seeds"])
+        return [s for s in self.seeds if s not in saved] if saved < set(self.seeds) else []
+
 
 def make_grid(
     variants: list[str],
@@ -138,7 +147,7 @@ def open_study(url: str, name: str, grid: Grid) -> Any:
 
     study = optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize", load_if_exists=True)
     saved = study.user_attrs.get("grid")
-    if saved is None:
+    if saved is None or grid.added_seeds(saved):
         study.set_user_attr("grid", asdict(grid))
     elif grid.differences(saved):
         raise ValueError(f"study {name!r} in {url} holds a different grid: " + "; ".join(grid.differences(saved)))
@@ -202,6 +211,8 @@ def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
 def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     import optuna
 
+    trial.set_user_attr("host", socket.gethostname())  # first: a failure from here on is this machine's
+    trial.set_user_attr("pid", os.getpid())
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     if not frozen.system_attrs.get("fixed_params") and not frozen.params:  # another worker took the last run first
         trial.set_user_attr("spare", True)
@@ -209,12 +220,11 @@ def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> fl
     grid = Grid(**trial.study.user_attrs["grid"])
     variant = trial.suggest_categorical("variant", grid.variants)
     env_id = trial.suggest_categorical("env", grid.envs)
-    seed = trial.suggest_categorical("seed", grid.seeds)
+    # an int range, not a categorical, so that a grid grown by seeds keeps one distribution per name
+    seed = trial.suggest_int("seed", min(grid.seeds), max(grid.seeds))
     if taken_elsewhere(trial, {"variant": variant, "env": env_id, "seed": seed}):
         trial.set_user_attr("duplicate", True)
         raise optuna.TrialPruned("this run is finished or claimed by another trial")
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
     run_dir = run_folder(folder, variant, env_id, seed)
     resume = resume_point(run_dir) if run_dir.exists() else None
     if run_dir.exists() and resume is None:
@@ -352,7 +362,9 @@ def prepare(grid: Grid, folder: Path, storage: str | None, study_name: str) -> t
     runs.check_writable(folder)
     if (folder / GRID_FILE).exists():
         saved = runs.read_yaml(folder / GRID_FILE)
-        if grid.differences(saved):
+        if grid.added_seeds(saved):
+            print(f"{folder}: seeds {grid.added_seeds(saved)} added to the grid; its finished runs are kept")
+        elif grid.differences(saved):
             raise UsageError(
                 f"{folder} holds a different ablation grid: {'; '.join(grid.differences(saved))}; "
                 "use another folder (-f) or the same arguments"
