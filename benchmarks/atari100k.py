@@ -18,7 +18,9 @@ training, each game cut at the entry's ``eval_max_steps``. Scores are raw game s
 human-normalized score is ``(score - random) / (human - random)`` with the scores of
 ``rainbow_ext/data/atari_human_random.csv``. The summary gives the IQM of the human-normalized scores
 over every (game, seed) run, with a 95% stratified-bootstrap interval (Agarwal et al. 2021); the
-grid's own report (``report.md``) adds P(rainbow > sb3-dqn).
+grid's own report (``report.md``) adds P(rainbow > sb3-dqn). The training score (the mean of the last
+10 training games, whole games) is tabled by fifths of the run, and ``--plot`` draws its curves into
+``<folder>/atari100k.png``.
 
 All runs start at once by default (``--jobs``, processes sharing the GPU): 4 games x 2 seeds x 2
 contenders are 16 processes on a 16-core GPU machine. Start CUDA's MPS first
@@ -34,17 +36,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from learning_curves import fifths_table, finished_runs, plot
 
 from rainbow_ext.envs.atari import atari_rom
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo.ablation import make_grid, prepare, run_ablation
 from rainbow_ext.zoo.config import CONFIG_DIR
-from rainbow_ext.zoo.stats import human_normalized, stratified_bootstrap_ci
+from rainbow_ext.zoo.stats import atari_human_random, human_normalized, stratified_bootstrap_ci
 
 DER_CONFIG = CONFIG_DIR / "rainbow_der.yml"
 SB3_DQN_DER_CONFIG = Path(__file__).parent / "configs" / "sb3_dqn_der.yml"
 # van Hasselt et al. 2019, table of Atari 100k scores (data-efficient Rainbow)
 PUBLISHED_DER = {"Pong": -19.3, "Breakout": 1.9, "Freeway": 27.9, "Boxing": 0.2}
+WINDOW = 10  # training games per point of the curves
 
 
 def main() -> None:
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0, help="parallel runs sharing the device (0: all at once)")
     parser.add_argument("--checkpoint-freq", type=int, default=0, help="a resumable checkpoint every N steps")
     parser.add_argument("--folder", default="logs/benchmarks/atari100k", help="the grid's folder and study")
+    parser.add_argument("--plot", action="store_true", help="training curves (score of the last 10 games)")
     args = parser.parse_args()
 
     confs = {a: str(DER_CONFIG) for a in args.algos if a in PRESETS}
@@ -114,6 +119,16 @@ def main() -> None:
         value, low, high = stratified_bootstrap_ci(table)
         print(f"| {algo} | {value:.3f} [{low:.3f}, {high:.3f}] | {table.mean():.3f} | {np.median(table):.3f} |")
     print("\nDER published, 26 games: mean 0.285, median 0.161")
+    runs = finished_runs(study)
+    print(f"\nTraining score (mean of the last {WINDOW} games) by emulator frames:\n")
+    print(fifths_table(runs, envs, args.algos, steps, WINDOW, unit=4))
+    if args.plot:
+        references = {env: (atari_human_random()[atari_rom(env)][0], "random play") for env in envs}
+        path = plot(
+            runs, envs, args.algos, steps, WINDOW, folder / "atari100k.png", references, unit=4,
+            x_label="emulator frames",
+        )  # fmt: skip
+        print(f"\ncurves: {path}")
 
 
 if __name__ == "__main__":
