@@ -270,6 +270,38 @@ def test_a_folder_with_another_grid_is_refused_and_more_seeds_grow_it(tmp_path: 
     assert len(final) == 1 + 3  # the report covers all three runs
 
 
+def test_a_study_with_categorical_seeds_runs_its_grid_but_cannot_grow(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Studies made before grids could grow hold the seed as a categorical. A rerun of their own grid
+    keeps that kind (Optuna refuses two kinds for one name); more seeds are refused up front."""
+    from rainbow_ext.zoo import ablation
+
+    folder = tmp_path / "ablation"
+    argv = [*TINY, "--seeds", "2", "--variants", "dqn", "-f", str(folder)]
+    real_prepare_run = ablation.prepare_run
+
+    def seed_1_fails(*args, **kwargs):
+        if kwargs["seed"] == 1:
+            raise RuntimeError("seed 1 fails this time")
+        return real_prepare_run(*args, **kwargs)
+
+    with monkeypatch.context() as patch:  # the older code: categorical seeds; and seed 1's run fails
+        patch.setattr(ablation, "categorical_seeds", lambda study: True)
+        patch.setattr(ablation, "prepare_run", seed_1_fails)
+        assert main(argv) == 1
+    assert [t.params["seed"] for t in finished_trials(folder)] == [0]
+    study = optuna.load_study(study_name="ablation", storage=f"sqlite:///{folder / 'study.db'}")
+    assert ablation.categorical_seeds(study)
+
+    assert main(argv) == 0  # seed 1 runs again, as a categorical
+    trials = finished_trials(folder)
+    assert sorted(t.params["seed"] for t in trials) == [0, 1]
+    assert all(type(t.distributions["seed"]).__name__ == "CategoricalDistribution" for t in trials)
+    capsys.readouterr()
+    assert main([*TINY, "--seeds", "3", "--variants", "dqn", "-f", str(folder)]) == 2
+    assert "was made before a grid could grow by seeds" in capsys.readouterr().err
+    assert yaml.safe_load((folder / "grid.yml").read_text())["seeds"] == [0, 1]  # nothing rewritten
+
+
 def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     """SIGKILL mid-run (no chance to save), then the same command: the run goes on from its last
     checkpoint, its evaluations, episodes and wall time continued, nothing repeated twice."""

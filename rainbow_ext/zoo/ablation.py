@@ -147,11 +147,28 @@ def open_study(url: str, name: str, grid: Grid) -> Any:
 
     study = optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize", load_if_exists=True)
     saved = study.user_attrs.get("grid")
+    if saved is not None and grid.added_seeds(saved) and categorical_seeds(study):
+        raise ValueError(
+            f"study {name!r} in {url} was made before a grid could grow by seeds; "
+            "run the added seeds in another folder (-f)"
+        )
+    if saved is not None and grid.added_seeds(saved):
+        print(f"seeds {grid.added_seeds(saved)} added to the grid; its finished runs are kept")
     if saved is None or grid.added_seeds(saved):
         study.set_user_attr("grid", asdict(grid))
     elif grid.differences(saved):
         raise ValueError(f"study {name!r} in {url} holds a different grid: " + "; ".join(grid.differences(saved)))
     return study
+
+
+def categorical_seeds(study: Any) -> bool:
+    """Whether the study's trials hold their seed as a categorical parameter, as studies made before
+    grids could grow do: Optuna refuses a second kind of distribution for one name, so their trials
+    keep it, and a changed list of choices is refused too, so they cannot grow."""
+    from optuna.distributions import CategoricalDistribution
+
+    trials = study.get_trials(deepcopy=False)
+    return any(isinstance(t.distributions.get("seed"), CategoricalDistribution) for t in trials)
 
 
 def enqueue_missing(study: Any) -> int:
@@ -220,8 +237,10 @@ def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> fl
     grid = Grid(**trial.study.user_attrs["grid"])
     variant = trial.suggest_categorical("variant", grid.variants)
     env_id = trial.suggest_categorical("env", grid.envs)
-    # an int range, not a categorical, so that a grid grown by seeds keeps one distribution per name
-    seed = trial.suggest_int("seed", min(grid.seeds), max(grid.seeds))
+    if categorical_seeds(trial.study):
+        seed = trial.suggest_categorical("seed", grid.seeds)
+    else:  # an int range, so that a grid grown by seeds keeps one distribution per name
+        seed = trial.suggest_int("seed", min(grid.seeds), max(grid.seeds))
     if taken_elsewhere(trial, {"variant": variant, "env": env_id, "seed": seed}):
         trial.set_user_attr("duplicate", True)
         raise optuna.TrialPruned("this run is finished or claimed by another trial")
@@ -362,9 +381,7 @@ def prepare(grid: Grid, folder: Path, storage: str | None, study_name: str) -> t
     runs.check_writable(folder)
     if (folder / GRID_FILE).exists():
         saved = runs.read_yaml(folder / GRID_FILE)
-        if grid.added_seeds(saved):
-            print(f"{folder}: seeds {grid.added_seeds(saved)} added to the grid; its finished runs are kept")
-        elif grid.differences(saved):
+        if grid.differences(saved) and not grid.added_seeds(saved):
             raise UsageError(
                 f"{folder} holds a different ablation grid: {'; '.join(grid.differences(saved))}; "
                 "use another folder (-f) or the same arguments"
