@@ -1,17 +1,28 @@
 """Speed of the data-efficient Rainbow loop (one update per agent step, Atari): agent steps per second
-of SB3's own ``learn``, for one process alone and for several processes sharing one GPU.
+of SB3's own ``learn``, against SB3's DQN on the same schedule and network.
 
-Each run builds the ``atari`` entry of ``zoo_configs/rainbow_der.yml`` on ``--env`` (Nature CNN,
-batch 32, n = 20, prioritized replay, frame storage), learns through ``learning_starts`` and
-``--warmup`` more steps (kernels, allocator, CUDA graph capture), then times ``--steps`` more agent
-steps with one gradient step each. SB3 DQN runs the same schedule (learning rate, batch, train_freq 1,
-target update every 2,000 steps, 1,600 learning starts) with its own defaults otherwise. With
-``--procs N`` each contender runs N processes at once on the device, one torch thread each; the
-table gives the median over processes and their sum.
+Each run builds the ``atari`` entry of ``zoo_configs/rainbow_der.yml`` on ``--env`` (DER's encoder,
+256 hidden units, batch 32, n = 20, prioritized replay, frame storage), learns through
+``learning_starts`` and ``--warmup`` more steps (kernels, allocator, CUDA graph capture), then times
+``--steps`` more agent steps with one gradient step each. The SB3 DQN contenders run the same schedule
+(learning rate, batch, train_freq 1, target update every 2,000 steps, 1,600 learning starts) on the same
+network without Rainbow's components, SB3's defaults otherwise:
 
+- ``sb3-dqn``: ``features_extractor_class=DataEfficientTrunk, net_arch=[256]`` (the same encoder class,
+  which runs its convolutions as patch products on the CPU);
+- ``sb3-dqn-conv``: the same layers as plain ``nn.Conv2d`` modules, as an SB3 user would write them.
+
+On the CPU (``--rounds R``): one process per contender, one torch thread each, kept alive between rounds;
+in each round the contenders run ``--steps`` steps one after another, never two at once, and the table
+gives the median over rounds and its ratio to ``sb3-dqn``. With ``--profile`` each contender also
+reports where one train call's time goes (``torch.profiler``, the top ops).
+
+On a GPU (``--procs N``): each contender runs N processes at once on the device; the table gives the
+median over processes and their sum.
+
+    python benchmarks/der_speed.py --device cpu --rounds 5 --steps 1000
     python benchmarks/der_speed.py --device cuda --procs 1 --contenders rainbow rainbow-eager sb3-dqn
     python benchmarks/der_speed.py --device cuda --procs 8 --contenders rainbow
-    python benchmarks/der_speed.py --device cpu --steps 100 --warmup 20   # a dry run
 """
 
 from __future__ import annotations
@@ -22,26 +33,57 @@ import statistics
 import time
 from typing import Any
 
+import gymnasium as gym
 import torch as th
 from stable_baselines3 import DQN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
 
 from rainbow_ext import Rainbow
+
+try:
+    from rainbow_ext import DataEfficientTrunk
+except ImportError:  # versions before DataEfficientTrunk: run with --encoder conv for the figures before it
+    DataEfficientTrunk = None
 from rainbow_ext.zoo import zoo_config
 from rainbow_ext.zoo.config import CONFIG_DIR
 
-CONTENDERS = ["rainbow", "rainbow-eager", "sb3-dqn"]
+CONTENDERS = ["rainbow", "rainbow-eager", "sb3-dqn", "sb3-dqn-conv"]
+ENCODER = {"der": "DataEfficientTrunk", "conv": "ConvEncoder"}
+SCHEDULE = ("learning_rate", "batch_size", "learning_starts", "gamma", "target_update_interval", "train_freq")
 
 
-def build(contender: str, env_id: str, device: str, buffer_size: int) -> Any:
+class ConvEncoder(BaseFeaturesExtractor):
+    """DER's encoder as an SB3 user would write it: two ``nn.Conv2d`` layers (5x5, stride 5), flattened."""
+
+    def __init__(self, observation_space: gym.Space) -> None:
+        super().__init__(observation_space, 576)
+        channels = observation_space.shape[0]
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, 32, 5, stride=5), nn.ReLU(), nn.Conv2d(32, 64, 5, stride=5), nn.ReLU(), nn.Flatten()
+        )
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.cnn(observations)
+
+
+def build(contender: str, env_id: str, device: str, buffer_size: int, encoder: str = "der") -> Any:
+    """A contender; ``encoder="conv"`` gives Rainbow (and ``sb3-dqn``) the plain ``nn.Conv2d`` encoder."""
     run_config = zoo_config("rainbow", env_id, conf_file=CONFIG_DIR / "rainbow_der.yml")
     hyperparams = {**run_config.hyperparams, "buffer_size": buffer_size}
     env = run_config.make_env(seed=0)
-    if contender == "sb3-dqn":
-        schedule = ("learning_rate", "batch_size", "learning_starts", "gamma", "target_update_interval", "train_freq")
-        return DQN("CnnPolicy", env, device=device, seed=0, buffer_size=buffer_size,
-                   **{k: hyperparams[k] for k in schedule})  # fmt: skip
+    trunk = ConvEncoder if encoder == "conv" or contender == "sb3-dqn-conv" else DataEfficientTrunk
+    network = {"features_extractor_class": trunk, "net_arch": [256]}
+    if contender.startswith("sb3-dqn"):
+        return DQN("CnnPolicy", env, device=device, seed=0, buffer_size=buffer_size, policy_kwargs=network,
+                   **{k: hyperparams[k] for k in SCHEDULE})  # fmt: skip
     graphs = None if contender == "rainbow" else False
+    hyperparams["policy_kwargs"] = network
     return Rainbow(run_config.policy, env, device=device, seed=0, cuda_graphs=graphs, **hyperparams)
+
+
+def model_buffer(steps: int, warmup: int, rounds: int = 1) -> int:
+    return 1_600 + warmup + steps * rounds + 100  # every transition of the run: the speed of a 100k-step run
 
 
 def steps_per_second(contender: str, env_id: str, device: str, steps: int, warmup: int) -> float:
@@ -56,23 +98,83 @@ def steps_per_second(contender: str, env_id: str, device: str, steps: int, warmu
     return steps / (time.perf_counter() - start)
 
 
-def model_buffer(steps: int, warmup: int) -> int:
-    return 1_600 + warmup + steps + 100  # every transition of the run: the speed of a 100k-step run
+def serve(connection: Any, contender: str, args: argparse.Namespace) -> None:
+    """A contender's process: build and warm up, then time ``steps`` agent steps at each request."""
+    th.set_num_threads(1)
+    steps, warmup = args.steps, args.warmup
+    model = build(contender, args.env, "cpu", model_buffer(steps, warmup, args.rounds), args.encoder)
+    model.learn(model.learning_starts + warmup)
+    connection.send("ready")
+    while connection.recv() == "run":
+        start = time.perf_counter()
+        model.learn(steps, reset_num_timesteps=False)
+        connection.send(steps / (time.perf_counter() - start))
+    connection.send(train_profile(model) if args.profile else None)
+
+
+def train_profile(model: Any, calls: int = 100) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            model.train(1, model.batch_size)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+def alternate(args: argparse.Namespace) -> None:
+    context = mp.get_context("spawn")
+    workers = {}
+    for contender in args.contenders:
+        mine, theirs = context.Pipe()
+        process = context.Process(target=serve, args=(theirs, contender, args))
+        process.start()
+        workers[contender] = (mine, process)
+        assert mine.recv() == "ready"  # built and warmed up one at a time: nothing else runs meanwhile
+    rates: dict[str, list[float]] = {c: [] for c in args.contenders}
+    for _ in range(args.rounds):
+        for contender, (connection, _) in workers.items():
+            connection.send("run")
+            rates[contender].append(connection.recv())
+    profiles = {}
+    for contender, (connection, process) in workers.items():
+        connection.send("stop")
+        profiles[contender] = connection.recv()
+        process.join()
+    baseline = statistics.median(rates["sb3-dqn"]) if "sb3-dqn" in rates else None
+    print(f"\nCPU, one torch thread: {args.env}, DER schedule, {args.rounds} rounds of {args.steps:,} agent steps, "
+          f"{ENCODER[args.encoder]} in rainbow and sb3-dqn")  # fmt: skip
+    print("| contender | median steps/s | ms per agent step | vs sb3-dqn | rounds |\n|---|---|---|---|---|")
+    for contender, values in rates.items():
+        median = statistics.median(values)
+        ratio = f"{median / baseline:.2f}x" if baseline else "-"
+        rounds = " ".join(f"{v:.1f}" for v in values)
+        print(f"| {contender} | {median:.1f} | {1e3 / median:.1f} | {ratio} | {rounds} |")
+    for contender, table in profiles.items():
+        if table:
+            print(f"\n{contender}: one train(1) call, top ops (torch.profiler)\n{table}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--contenders", nargs="+", default=CONTENDERS, choices=CONTENDERS)
-    parser.add_argument("--steps", type=int, default=2_000, help="timed agent steps per process")
+    parser.add_argument("--contenders", nargs="+", default=None, choices=CONTENDERS)
+    parser.add_argument("--steps", type=int, default=2_000, help="timed agent steps per process (per round)")
     parser.add_argument("--warmup", type=int, default=200, help="agent steps after learning starts, not timed")
-    parser.add_argument("--procs", type=int, default=1, help="processes sharing the device, per contender")
+    parser.add_argument("--procs", type=int, default=1, help="GPU: processes sharing the device, per contender")
+    parser.add_argument("--rounds", type=int, default=5, help="CPU: alternating rounds")
+    parser.add_argument("--profile", action="store_true", help="CPU: top ops of one train call per contender")
+    encoders = "CPU: DataEfficientTrunk (der), or the plain nn.Conv2d encoder (conv), in rainbow and sb3-dqn"
+    parser.add_argument("--encoder", choices=list(ENCODER), default="der", help=encoders)
     args = parser.parse_args()
     if args.device.startswith("cuda") and not th.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here; --device cpu for a dry run")
-
-    name = th.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+        parser.error("--device cuda: no CUDA device here; --device cpu")
+    if args.device == "cpu":
+        args.contenders = args.contenders or ["rainbow", "sb3-dqn", "sb3-dqn-conv"]
+        alternate(args)
+        return
+    args.contenders = args.contenders or ["rainbow", "rainbow-eager", "sb3-dqn"]
+    name = th.cuda.get_device_name()
     print(f"\n{name}: {args.env}, DER schedule, {args.steps:,} timed steps per process, {args.procs} process(es)")
     print("| contender | processes | median steps/s per process | sum | per process |\n|---|---|---|---|---|")
     for contender in args.contenders:

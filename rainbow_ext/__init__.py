@@ -10,7 +10,7 @@ from rainbow_ext.buffers import (
     PrioritizedReplayBuffer,
     PrioritizedReplayBufferSamples,
 )
-from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, NoisyLinear
+from rainbow_ext.layers import DataEfficientTrunk, MinAtarTrunk, NatureCNNTrunk, NoisyLinear
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import PRESETS, preset_flags
 from rainbow_ext.rainbow import Rainbow
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "CnnPolicy",
+    "DataEfficientTrunk",
     "DictNStepReplayBuffer",
     "MinAtarTrunk",
     "MlpPolicy",

@@ -16,13 +16,22 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from rainbow_ext.cuda_graphs import CapturedFunction
-from rainbow_ext.layers import MinAtarTrunk, NatureCNNTrunk, RainbowHead, noise_disabled, noisy_layers, reset_noise
+from rainbow_ext.layers import (
+    DataEfficientTrunk,
+    MinAtarTrunk,
+    NatureCNNTrunk,
+    RainbowHead,
+    noise_disabled,
+    noisy_layers,
+    reset_noise,
+)
 
 # Network options that Rainbow forwards through ``policy_kwargs``.
 # The Nature DQN convolutions (8x8 stride 4, 4x4 stride 2, 3x3) need images of at least 36x36.
@@ -92,9 +101,23 @@ class RainbowQNetwork(QNetwork):
         # C51 atoms z_i = v_min + i * (v_max - v_min) / (N - 1); derived from the options, not saved.
         self.register_buffer("support", th.linspace(v_min, v_max, n_atoms), persistent=False)
 
-    def head_output(self, obs: PyTorchObs) -> th.Tensor:
-        """``[batch, n_actions, n_atoms]``: C51 logits, or Q-values with ``n_atoms == 1``."""
-        return self.head(self.extract_features(obs, self.features_extractor))
+    def prepare(self, obs: PyTorchObs) -> PyTorchObs:
+        """The observations as the trunk reads them, computed once per batch and shared by every pass over
+        it (the online and the target network read the next observations alike): SB3's preprocessing
+        (floats; images scaled to [0, 1]), or, for a trunk with its own input layout
+        (:class:`~rainbow_ext.layers.DataEfficientTrunk`), that layout, converted in the same pass."""
+        trunk = self.features_extractor
+        if isinstance(trunk, DataEfficientTrunk) and isinstance(obs, th.Tensor):
+            scaled = self.normalize_images and is_image_space(self.observation_space)
+            return trunk.prepare(obs, 255.0 if scaled else 1.0)
+        return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+
+    def head_output(self, obs: PyTorchObs, prepared: bool = False) -> th.Tensor:
+        """``[batch, n_actions, n_atoms]``: C51 logits, or Q-values with ``n_atoms == 1``; ``prepared``:
+        ``obs`` comes from :meth:`prepare`."""
+        obs = obs if prepared else self.prepare(obs)
+        trunk = self.features_extractor
+        return self.head(trunk.features(obs) if isinstance(trunk, DataEfficientTrunk) else trunk(obs))
 
     def q_values(self, head_output: th.Tensor) -> th.Tensor:
         """Expected Q-values ``[batch, n_actions]`` from a :meth:`head_output`."""
@@ -102,8 +125,8 @@ class RainbowQNetwork(QNetwork):
             return (head_output.softmax(dim=-1) * self.support).sum(dim=-1)
         return head_output.squeeze(-1)
 
-    def forward(self, obs: PyTorchObs) -> th.Tensor:
-        return self.q_values(self.head_output(obs))
+    def forward(self, obs: PyTorchObs, prepared: bool = False) -> th.Tensor:
+        return self.q_values(self.head_output(obs, prepared))
 
     def distribution(self, obs: PyTorchObs) -> th.Tensor:
         """C51 return distribution: probabilities ``[batch, n_actions, n_atoms]`` over ``support``."""
@@ -272,10 +295,16 @@ class RainbowPolicy(DQNPolicy):
 MlpPolicy = RainbowPolicy
 
 
-# The head's hidden layers after each extractor when net_arch is not given: the Nature DQN's 512 units
-# and MinAtar's 128 (Hessel et al. 2018; Young & Tian 2019); none after SB3's NatureCNN, whose own last
-# layer (features_dim) is the hidden layer, and SB3's [64, 64] after any other extractor, as SB3's DQN.
-HEAD_AFTER: dict[type, list[int]] = {NatureCNNTrunk: [512], MinAtarTrunk: [128], NatureCNN: []}
+# The head's hidden layers after each extractor when net_arch is not given: the Nature DQN's 512 units,
+# MinAtar's 128 and data-efficient Rainbow's 256 (Hessel et al. 2018; Young & Tian 2019; van Hasselt et
+# al. 2019); none after SB3's NatureCNN, whose own last layer (features_dim) is the hidden layer, and
+# SB3's [64, 64] after any other extractor, as SB3's DQN.
+HEAD_AFTER: dict[type, list[int]] = {
+    NatureCNNTrunk: [512],
+    MinAtarTrunk: [128],
+    DataEfficientTrunk: [256],
+    NatureCNN: [],
+}
 
 
 class CnnPolicy(RainbowPolicy):

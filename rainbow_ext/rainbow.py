@@ -6,6 +6,8 @@ import inspect
 import io
 import pathlib
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -88,6 +90,12 @@ class Rainbow(DQN):
     :param cuda_graphs: run each gradient step, and acting, as a replayed CUDA graph (see
         :mod:`rainbow_ext.cuda_graphs`). ``None`` (default): on when the model is on a CUDA device;
         ``True``: on, an error without CUDA; ``False``: eager, as SB3.
+    :param flush_denormal: during ``learn``, treat subnormal floats (below 1.2e-38) as zero on the CPU
+        (``torch.set_flush_denormal``; on for the thread that calls ``learn``, off again after it). Adam's
+        moment estimates of weights whose gradient stays zero (dead ReLU units) decay into the subnormal
+        range, where the CPU computes each operation on them many times slower: on Atari, a long CPU run
+        slows down by about a third without it. Off by default, which keeps every result bit for bit as in
+        SB3; the data-efficient Atari entry (``zoo_configs/rainbow_der.yml``) turns it on.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -134,6 +142,7 @@ class Rainbow(DQN):
         per_eps: float = 1e-6,
         frame_storage: bool | None = None,
         cuda_graphs: bool | None = None,
+        flush_denormal: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -208,6 +217,9 @@ class Rainbow(DQN):
         if cuda_graphs and self.device.type != "cuda":
             raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={self.device}")
         self.cuda_graphs = cuda_graphs
+        if flush_denormal not in (True, False):
+            raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
+        self.flush_denormal = flush_denormal
         #: frames per observation kept by frame storage (0: off); resolved by _setup_model, saved with the model
         self.frame_stack: int | None = None
         if _init_setup_model:
@@ -333,17 +345,19 @@ class Rainbow(DQN):
     v_max: float = _head_option("v_max")  # type: ignore[assignment]
 
     def _next_actions(self, next_observations: PyTorchObs, next_q_target: th.Tensor) -> th.Tensor:
-        """a* = argmax_a Q(s', a), ``[batch, 1]``. Double DQN (van Hasselt et al. 2016, eq. 4): the online
-        network selects a* and the target network evaluates it; otherwise the target does both."""
-        next_q = self.q_net(next_observations) if self.double_q else next_q_target
+        """a* = argmax_a Q(s', a), ``[batch, 1]``, from prepared next observations. Double DQN (van Hasselt
+        et al. 2016, eq. 4): the online network selects a* and the target network evaluates it; otherwise
+        the target does both."""
+        next_q = self.q_net(next_observations, prepared=True) if self.double_q else next_q_target
         return next_q.argmax(dim=1, keepdim=True)
 
     def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
         """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
         discounts = data.discounts if data.discounts is not None else self.gamma
         with th.no_grad():
-            next_q_target = self.q_net_target(data.next_observations)
-            next_actions = self._next_actions(data.next_observations, next_q_target)
+            next_observations = self.q_net.prepare(data.next_observations)  # once for every pass
+            next_q_target = self.q_net_target(next_observations, prepared=True)
+            next_actions = self._next_actions(next_observations, next_q_target)
             next_q = next_q_target.gather(1, next_actions)
             targets = data.rewards + (1 - data.dones) * discounts * next_q
         q_taken = self.q_net(data.observations).gather(1, data.actions.long())
@@ -354,8 +368,9 @@ class Rainbow(DQN):
         discounts = data.discounts if data.discounts is not None else self.gamma
         n_atoms = self.q_net.support.shape[0]
         with th.no_grad():
-            next_logits = self.q_net_target.head_output(data.next_observations)
-            next_actions = self._next_actions(data.next_observations, self.q_net_target.q_values(next_logits))
+            next_observations = self.q_net.prepare(data.next_observations)  # once for every pass
+            next_logits = self.q_net_target.head_output(next_observations, prepared=True)
+            next_actions = self._next_actions(next_observations, self.q_net_target.q_values(next_logits))
             next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
             target_probs = categorical_projection(
                 next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
@@ -567,14 +582,29 @@ class Rainbow(DQN):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfRainbow:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        with flushed_denormals(self.flush_denormal):
+            return super().learn(
+                total_timesteps=total_timesteps,
+                callback=callback,
+                log_interval=log_interval,
+                tb_log_name=tb_log_name,
+                reset_num_timesteps=reset_num_timesteps,
+                progress_bar=progress_bar,
+            )
+
+
+@contextmanager
+def flushed_denormals(enabled: bool) -> Iterator[None]:
+    """Subnormal floats flushed to zero inside the block when ``enabled`` (a CPU mode of the calling thread;
+    torch cannot read the mode before, so it is switched off after the block)."""
+    if not enabled:
+        yield
+        return
+    th.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        th.set_flush_denormal(False)
 
 
 def _clip_grad_norm(params: list[th.Tensor], max_norm: float) -> None:

@@ -57,7 +57,10 @@ class _FixedQ(th.nn.Module):
         super().__init__()
         self.q = th.tensor([q_values], device=device)
 
-    def forward(self, obs: th.Tensor) -> th.Tensor:
+    def prepare(self, obs: th.Tensor) -> th.Tensor:
+        return obs
+
+    def forward(self, obs: th.Tensor, prepared: bool = False) -> th.Tensor:
         return self.q.expand(obs.shape[0], -1)
 
 

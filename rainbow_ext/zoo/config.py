@@ -75,11 +75,12 @@ CLASS_KWARGS = {
     "optimizer_class": "torch.optim.Optimizer",
     "features_extractor_class": "stable_baselines3.common.torch_layers.BaseFeaturesExtractor",
 }
+# Bare names a config may give for classes outside torch.nn and torch.optim: the trunks of the networks
 SHORT_CLASS_NAMES = {
-    "ReLU": "torch.nn.ReLU",
-    "Tanh": "torch.nn.Tanh",
-    "ELU": "torch.nn.ELU",
-    "Adam": "torch.optim.Adam",
+    "NatureCNNTrunk": "rainbow_ext.layers.NatureCNNTrunk",
+    "MinAtarTrunk": "rainbow_ext.layers.MinAtarTrunk",
+    "DataEfficientTrunk": "rainbow_ext.layers.DataEfficientTrunk",
+    "NatureCNN": "stable_baselines3.common.torch_layers.NatureCNN",
 }
 # rl-zoo3 configs write nn.ReLU (its module imports torch.nn as nn)
 MODULE_ALIASES = {"nn": "torch.nn", "th.nn": "torch.nn", "optim": "torch.optim", "th.optim": "torch.optim"}
@@ -346,11 +347,12 @@ def literal_or_name(node: ast.expr, what: str, text: str) -> Any:
 
 
 def import_object(path: str, what: str, base: str | None = None) -> type:
-    """``"torch.nn.ReLU"``, ``"nn.ReLU"`` or ``"ReLU"`` (torch.nn, then torch.optim) -> the class.
+    """``"torch.nn.ReLU"``, ``"nn.ReLU"``, ``"ReLU"`` (torch.nn, then torch.optim) or a trunk's bare name
+    (``"DataEfficientTrunk"``, see ``SHORT_CLASS_NAMES``) -> the class.
 
     It must be a class, and a subclass of ``base`` (an import path) when given: a config names a
     class for the library to build, never a function to call (``os.system`` is refused, not run)."""
-    module_name, _, name = path.rpartition(".")
+    module_name, _, name = SHORT_CLASS_NAMES.get(path, path).rpartition(".")
     candidates = [MODULE_ALIASES.get(module_name, module_name)] if module_name else ["torch.nn", "torch.optim"]
     for candidate in candidates:
         if candidate.split(".")[0] not in CLASS_MODULES:
