@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="per run (default: the config's)")
     p.add_argument("--eval-freq", type=int, default=10_000)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--n-eval-envs", type=int, default=1, help="evaluation envs stepped together")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes on this machine")
     p.add_argument(
         "--checkpoint-freq", type=int, default=0, help="a resumable checkpoint of each run every N steps (0: none)"
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             conf_files,
             args.checkpoint_freq,
             args.entry_params,
+            args.n_eval_envs,
         )
         url, study = prepare(grid, folder, args.storage, args.study_name)
     except BAD_INPUT as error:

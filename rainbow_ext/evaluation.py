@@ -7,12 +7,14 @@ the real one (one atomic step) after the evaluation.
 A greedy policy can stand still in a state that only one action leaves, such as Breakout waiting for
 FIRE after a life loss: every evaluation game then runs to the time limit with no reward, the
 evaluation takes minutes and reports a score that looks like a bad policy. Such games are counted
-(``eval/stalled_games``) and named in a warning.
+(``eval/stalled_games``) and named in a warning. The wall time of each evaluation is saved beside the
+scores (``seconds`` in ``evaluations.npz``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from typing import Any
 
@@ -53,6 +55,7 @@ class EvalCallback(SB3EvalCallback):
             if os.path.exists(staged):  # left by a process killed mid-write: never to be promoted
                 os.remove(staged)
         self.stalled_games = 0  # in the last evaluation
+        self.evaluations_seconds: list[float] = []  # wall time of each evaluation, saved as ``seconds``
         self._game_steps = np.zeros(0, dtype=np.int64)
         self._last_reward_step = np.zeros(0, dtype=np.int64)
         self._games = 0
@@ -66,10 +69,13 @@ class EvalCallback(SB3EvalCallback):
             self._last_reward_step = np.zeros(n_envs, dtype=np.int64)
             self._games, self._stalled_lengths = 0, []
         best_before = self.best_mean_reward
+        start = time.perf_counter()
         continue_training = super()._on_step()
         if evaluating:
+            self.evaluations_seconds.append(time.perf_counter() - start)
             for staged, final in self._final_files:
                 if os.path.exists(staged):
+                    add_seconds(staged, self.evaluations_seconds)
                     replace_durably(staged, final)
             # SB3 wrote a best model only if this evaluation beat the best so far
             if self._staged_best is not None and self.best_mean_reward > best_before:
@@ -103,6 +109,14 @@ class EvalCallback(SB3EvalCallback):
         self._games += 1
         self._game_steps[i] = 0
         self._last_reward_step[i] = 0
+
+
+def add_seconds(path: str, seconds: list[float]) -> None:
+    """Add the wall time of each evaluation (``seconds``, one per row of ``timesteps``) to SB3's npz file."""
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    if len(seconds) == len(arrays["timesteps"]):  # a history restored without times has none
+        np.savez(path, **arrays, seconds=np.asarray(seconds, dtype=np.float64))
 
 
 def stall_message(stalled: int, games: int, steps: int) -> str:

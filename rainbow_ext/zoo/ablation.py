@@ -49,6 +49,7 @@ class Grid:
     conf_files: dict[str, str] = field(default_factory=dict)  # algo -> config file (default: the shipped one)
     checkpoint_freq: int = 0  # steps between a run's resumable checkpoints (0: a rerun starts it over)
     entry_params: list[str] = field(default_factory=list)  # replace config entries' values (preset rules apply)
+    n_eval_envs: int = 1  # evaluation envs stepped together (the games are shared out among them, as SB3 does)
 
     def points(self) -> list[dict[str, Any]]:
         return [{"variant": v, "env": e, "seed": s} for v in self.variants for e in self.envs for s in self.seeds]
@@ -80,6 +81,7 @@ def make_grid(
     conf_files: dict[str, str] | None = None,
     checkpoint_freq: int = 0,
     entry_params: list[str] | None = None,
+    n_eval_envs: int = 1,
 ) -> Grid:
     """The grid, checked: known algos (presets or baselines) without repeats, existing envs, at least
     one seed, readable ``-params``, config files for algos of the grid that exist."""
@@ -101,6 +103,8 @@ def make_grid(
             raise UsageError(f"config file {path} (for {algo}) does not exist")
     if checkpoint_freq < 0:
         raise UsageError(f"--checkpoint-freq must be >= 0, got {checkpoint_freq}")
+    if n_eval_envs < 1:
+        raise UsageError(f"--n-eval-envs must be >= 1, got {n_eval_envs}")
     entry_params = list(entry_params or [])
     for variant in variants:  # every run's config resolves, before the first run
         for env_id in envs:
@@ -118,7 +122,7 @@ def make_grid(
                     "would run; give --eval-freq between 1 and the run's steps"
                 )
     grid = Grid(variants, envs, list(range(seeds)), n_timesteps, eval_freq, eval_episodes, params, conf_files)
-    grid.checkpoint_freq, grid.entry_params = checkpoint_freq, entry_params
+    grid.checkpoint_freq, grid.entry_params, grid.n_eval_envs = checkpoint_freq, entry_params, n_eval_envs
     return grid
 
 
@@ -256,6 +260,7 @@ def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> fl
         verbose=0,
         eval_freq=grid.eval_freq,
         eval_episodes=grid.eval_episodes,
+        n_eval_envs=grid.n_eval_envs,
         progress_bar=False,
         track=track is not None,
         wandb_project_name=(track or {}).get("project", "rainbow_ext-ablation"),

@@ -147,6 +147,8 @@ def restore_evaluations(callback: EvalCallback, path: Path, up_to: int) -> None:
         callback.evaluations_timesteps = [int(data["timesteps"][i]) for i in keep]
         callback.evaluations_results = [list(data["results"][i]) for i in keep]
         callback.evaluations_length = [list(data["ep_lengths"][i]) for i in keep]
+        if "seconds" in data.files and hasattr(callback, "evaluations_seconds"):
+            callback.evaluations_seconds = [float(data["seconds"][i]) for i in keep]
     if callback.evaluations_results:
         callback.best_mean_reward = max(float(np.mean(r)) for r in callback.evaluations_results)
 

@@ -62,6 +62,29 @@ def stratified_bootstrap_ci(
     return statistic(x), float(low), float(high)
 
 
+def stratified_bootstrap_ci_ragged(
+    runs_per_task: list[np.ndarray],
+    statistic: Callable[[np.ndarray], float],
+    confidence: float = 0.95,
+    reps: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(statistic(task means), low, high)`` for tasks with different numbers of runs: each resample draws
+    every task's runs with replacement from its own runs, and ``statistic`` reads the vector of per-task
+    means (the median over games of the mean score per game, say). A task with one run keeps its value in
+    every resample, so with one run per task the interval has no width: it shows only the spread of the
+    runs there are."""
+    tasks = [np.asarray(r, dtype=np.float64).ravel() for r in runs_per_task]
+    if not tasks or any(t.size == 0 for t in tasks):
+        raise ValueError("every task needs at least one run")
+    rng = np.random.default_rng(seed)
+    means = np.stack([t[rng.integers(0, t.size, size=(reps, t.size))].mean(axis=1) for t in tasks], axis=1)
+    values = np.array([statistic(sample) for sample in means])  # means: [reps, tasks]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(statistic(np.array([t.mean() for t in tasks]))), float(low), float(high)
+
+
 def _as_matrix(scores: np.ndarray) -> np.ndarray:
     """``[runs, tasks]`` as float64 (one task for a vector of runs)."""
     x = np.asarray(scores, dtype=np.float64)
@@ -139,3 +162,15 @@ def human_normalized(game: str, score: float | np.ndarray) -> float | np.ndarray
         raise ValueError(f"no published human and random scores for {game!r}")
     random, human = atari_human_random()[game]
     return (np.asarray(score, dtype=np.float64) - random) / (human - random)
+
+
+@cache
+def atari100k_published() -> dict[str, dict[str, float]]:
+    """Agent -> game (``"BankHeist"``) -> published Atari 100k score (rainbow_ext/data/atari100k_published.csv:
+    DER's paper scores, and the per-game means of Dopamine's DER, SPR and DrQ(eps) over rliable's runs;
+    the file names each source)."""
+    table: dict[str, dict[str, float]] = {}
+    with resources.files("rainbow_ext").joinpath("data/atari100k_published.csv").open() as file:
+        for row in csv.DictReader(line for line in file if not line.startswith("#")):
+            table.setdefault(row["agent"], {})[row["game"]] = float(row["score"])
+    return table
