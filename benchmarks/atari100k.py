@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch as th
 
 from rainbow_ext.envs.atari import atari_rom
 from rainbow_ext.presets import PRESETS
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--n-eval-envs", type=int, default=10, help="evaluation games played at a time")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one per core on a CPU)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
     parser.add_argument("--checkpoint-freq", type=int, default=25_000, help="a resumable checkpoint every N steps")
     parser.add_argument("--folder", default="logs/benchmarks/atari100k", help="the grid's folder and study")
     parser.add_argument("--results", default=str(RESULTS), help="the exported result files")
@@ -126,7 +128,8 @@ def main() -> None:
     )  # fmt: skip
     url, study = prepare(grid, folder, None, "atari100k")
     start = time.perf_counter()
-    status = run_ablation(grid, folder, url, study, jobs=args.jobs)
+    th.set_num_threads(args.threads)  # the runs of a single job train in this process
+    status = run_ablation(grid, folder, url, study, jobs=args.jobs, threads=args.threads)
     print(f"{(time.perf_counter() - start) / 60:.1f} minutes")
     written = export(folder, results)
     print(f"{len(written)} run(s) in {results}")

@@ -346,12 +346,14 @@ def worker(
             print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} runs finished, {running} running", flush=True)
 
 
-def run_workers(jobs: int, url: str, name: str, folder: Path, track: dict | None, study: Any, total: int) -> None:
+def run_workers(
+    jobs: int, url: str, name: str, folder: Path, track: dict | None, study: Any, total: int, threads: int | None = None
+) -> None:
     """``jobs`` worker processes on the storage, with the grid's progress printed as it changes. The
-    cores are shared out among them (torch would give each process every core, and the processes'
-    threads would then wait on each other)."""
+    cores are shared out among them unless ``threads`` says how many each takes (torch would give each
+    process every core, and the processes' threads would then wait on each other)."""
     context = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     workers = [
         context.Process(target=worker, args=(url, name, str(folder), track, False, threads)) for _ in range(jobs)
     ]
@@ -404,8 +406,11 @@ def run_ablation(
     jobs: int = 1,
     track: dict[str, Any] | None = None,
     report_only: bool = False,
+    threads: int | None = None,
 ) -> int:
-    """Run the grid's missing runs with ``jobs`` workers, then write the report; the exit status."""
+    """Run the grid's missing runs with ``jobs`` workers (each with ``threads`` torch threads; default: the
+    cores shared out among them, or torch's own count for one worker), then write the report; the exit
+    status."""
     runs.write_yaml(folder / GRID_FILE, asdict(grid))
     total = len(grid.points())
     started = datetime.datetime.now()  # trials of this call: started since, on this machine
@@ -416,9 +421,9 @@ def run_ablation(
         print(f"{total} runs in the grid: {done} finished, {missing} to run (storage {url})")
         try:
             if jobs == 1:
-                worker(url, study.study_name, str(folder), track, report_progress=True)  # in this process
+                worker(url, study.study_name, str(folder), track, report_progress=True, threads=threads)  # here
             else:
-                run_workers(jobs, url, study.study_name, folder, track, study, total)
+                run_workers(jobs, url, study.study_name, folder, track, study, total, threads)
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to continue (finished runs are kept)", file=sys.stderr)
             return EXIT_INTERRUPTED
