@@ -15,7 +15,9 @@ from scipy import stats as scipy_stats
 
 from rainbow_ext import Rainbow
 from rainbow_ext.ablate import main
+from rainbow_ext.envs.atari import atari_rom
 from rainbow_ext.zoo.stats import (
+    atari100k_published,
     human_normalized,
     iqm,
     mean_ci,
@@ -23,6 +25,7 @@ from rainbow_ext.zoo.stats import (
     probability_of_improvement,
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
+    stratified_bootstrap_ci_ragged,
 )
 
 TINY = ["--variants", "dqn,rainbow", "--seeds", "2", "-n", "200", "--eval-freq", "100", "--eval-episodes", "2"]
@@ -59,6 +62,42 @@ def test_stratified_bootstrap() -> None:
     intervals = [stratified_bootstrap_ci(rng.normal(size=30), np.mean, reps=500, seed=i)[1:] for i in range(200)]
     covered = [low <= 0.0 <= high for low, high in intervals]
     assert scipy_stats.binomtest(sum(covered), 200, 0.95).pvalue > 1e-3
+
+
+def test_stratified_bootstrap_with_tasks_of_different_run_counts() -> None:
+    # the statistic reads the per-task means; a task of one run keeps its value in every resample
+    assert stratified_bootstrap_ci_ragged([np.array([1.0]), np.array([3.0])], np.mean) == (2.0, 2.0, 2.0)
+    # one task of two runs (0 and 4), one of one run (10): resampled means of the first are 0, 2 or 4
+    # (probabilities 1/4, 1/2, 1/4), so the mean over tasks is 5, 6 or 7 and the 95% interval is [5, 7]
+    value, low, high = stratified_bootstrap_ci_ragged([np.array([0.0, 4.0]), np.array([10.0])], np.mean, reps=4000)
+    assert (value, low, high) == (6.0, 5.0, 7.0)
+    # the same as the matrix version when every task has the same number of runs and the statistic is linear
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    ragged = stratified_bootstrap_ci_ragged(list(x.T), np.mean, reps=3000, seed=4)
+    matrix = stratified_bootstrap_ci(x, np.mean, reps=3000, seed=5)
+    assert ragged[0] == pytest.approx(matrix[0]) and ragged[1:] == pytest.approx(matrix[1:], abs=0.05)
+    with pytest.raises(ValueError, match="at least one run"):
+        stratified_bootstrap_ci_ragged([np.array([1.0]), np.array([])], np.mean)
+
+
+def test_published_atari100k_scores_reproduce_the_published_aggregates() -> None:
+    """rainbow_ext/data/atari100k_published.csv: all 26 games for each agent, and the aggregates its sources
+    print: DER's paper median 0.161 and mean 0.285, and the per-game means of rliable's DER (Dopamine)
+    runs median 0.189, mean 0.350."""
+    published = atari100k_published()
+    games = set(published["DER (paper)"])
+    assert len(games) == 26 and {"Pong", "BankHeist", "UpNDown", "KungFuMaster"} <= games
+    for agent in ("DER (paper)", "DER (Dopamine)", "SPR", "DrQ(eps)"):
+        assert set(published[agent]) == games, agent
+
+    def normalized(agent: str) -> np.ndarray:
+        return np.array([human_normalized(atari_rom(f"ALE/{g}-v5"), published[agent][g]) for g in sorted(games)])
+
+    assert np.median(normalized("DER (paper)")) == pytest.approx(0.161, abs=5e-4)
+    assert np.mean(normalized("DER (paper)")) == pytest.approx(0.285, abs=5e-4)
+    assert np.median(normalized("DER (Dopamine)")) == pytest.approx(0.189, abs=5e-4)
+    assert np.mean(normalized("DER (Dopamine)")) == pytest.approx(0.350, abs=5e-4)
+    assert published["DER (paper)"]["Pong"] == -19.3 and published["DER (paper)"]["Freeway"] == 27.9
 
 
 def test_probability_of_improvement() -> None:

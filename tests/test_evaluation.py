@@ -150,6 +150,9 @@ def test_evaluation_files_are_renamed_into_place_whole(tmp_path: Path) -> None:
     assert saved and all(name.endswith(".evaluations.partial.npz") for name in saved)
     with np.load(tmp_path / "evaluations.npz") as data:
         assert list(data["timesteps"]) == [50, 100]
+        # the wall time of each evaluation beside its scores (one CartPole episode: well under a minute)
+        assert data["seconds"].shape == (2,) and all(0 < s < 60 for s in data["seconds"])
+        assert list(data["seconds"]) == callback.evaluations_seconds
     assert (tmp_path / "best_model.zip").is_file() and not (tmp_path / ".evaluations.partial.npz").exists()
     assert not (tmp_path / ".best_model.partial" / "best_model.zip").exists()
 
