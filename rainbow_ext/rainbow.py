@@ -401,9 +401,11 @@ class Rainbow(DQN):
         loss = (sample_losses if weights is None else weights * sample_losses).mean()
 
         params = self._optimized()
-        grads = [p.grad for p in params if p.grad is not None]
-        if grads:
-            th._foreach_zero_(grads)  # in place: the gradients keep their addresses (CUDA graphs)
+        if self._graphed_step is not None:  # zeroed in place: a CUDA graph's gradients keep their addresses
+            th._foreach_zero_([p.grad for p in params if p.grad is not None])
+        else:  # as SB3's zero_grad: backward then writes the gradients instead of adding them to zeros
+            for p in params:
+                p.grad = None
         loss.backward()
         _clip_grad_norm(params, self.max_grad_norm)
         self.policy.optimizer.step()
