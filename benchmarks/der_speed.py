@@ -15,12 +15,14 @@ network without Rainbow's components, SB3's defaults otherwise:
 On the CPU (``--rounds R``): one process per contender, one torch thread each, kept alive between rounds;
 in each round the contenders run ``--steps`` steps one after another, never two at once, and the table
 gives the median over rounds and its ratio to ``sb3-dqn``. With ``--profile`` each contender also
-reports where one train call's time goes (``torch.profiler``, the top ops).
+reports where one train call's time goes (``torch.profiler``, the top ops). ``--trunk`` times DER's
+encoder alone: the patch products of ``DataEfficientTrunk`` against ``nn.Conv2d``.
 
 On a GPU (``--procs N``): each contender runs N processes at once on the device; the table gives the
 median over processes and their sum.
 
     python benchmarks/der_speed.py --device cpu --rounds 5 --steps 1000
+    python benchmarks/der_speed.py --trunk --rounds 5                      # the encoder alone
     python benchmarks/der_speed.py --device cuda --procs 1 --contenders rainbow rainbow-eager sb3-dqn
     python benchmarks/der_speed.py --device cuda --procs 8 --contenders rainbow
 """
@@ -121,6 +123,42 @@ def train_profile(model: Any, calls: int = 100) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
+def trunk_times(rounds: int, calls: int = 200, batch: int = 32) -> None:
+    """DER's encoder on one core, batch 32 of uint8 84x84x4 frames: ``DataEfficientTrunk``'s patch
+    products against the same layers as ``nn.Conv2d`` (``ConvEncoder``), forward without gradients and
+    forward plus backward, each including the conversion of the uint8 batch; medians over rounds."""
+    th.set_num_threads(1)
+    space = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
+    trunk, conv = DataEfficientTrunk(space), ConvEncoder(space)
+    images = th.randint(0, 256, (batch, 4, 84, 84), dtype=th.uint8)
+
+    def patches() -> th.Tensor:
+        return trunk.features(trunk.prepare(images, 255.0))
+
+    def convolutions() -> th.Tensor:
+        return conv(images.float() / 255.0)
+
+    def timed(forward: Any, backward: bool) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            with th.set_grad_enabled(backward):
+                out = forward()
+                if backward:
+                    out.sum().backward()
+        return (time.perf_counter() - start) / calls * 1e3
+
+    results: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(rounds):
+        for backward in (False, True):
+            for name, forward in (("patch products", patches), ("Conv2d", convolutions)):
+                results.setdefault((name, backward), []).append(timed(forward, backward))
+    print(f"\nDER's encoder, batch {batch}, one torch thread, ms per call (median of {rounds} rounds of {calls})")
+    print("| implementation | forward, no gradients | forward and backward |\n|---|---|---|")
+    for name in ("patch products", "Conv2d"):
+        cells = " | ".join(f"{statistics.median(results[(name, b)]):.2f}" for b in (False, True))
+        print(f"| {name} | {cells} |")
+
+
 def alternate(args: argparse.Namespace) -> None:
     context = mp.get_context("spawn")
     workers = {}
@@ -166,7 +204,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="CPU: top ops of one train call per contender")
     encoders = "CPU: DataEfficientTrunk (der), or the plain nn.Conv2d encoder (conv), in rainbow and sb3-dqn"
     parser.add_argument("--encoder", choices=list(ENCODER), default="der", help=encoders)
+    parser.add_argument("--trunk", action="store_true", help="CPU: time DER's encoder alone (patches vs Conv2d)")
     args = parser.parse_args()
+    if args.trunk:
+        trunk_times(args.rounds)
+        return
     if args.device.startswith("cuda") and not th.cuda.is_available():
         parser.error("--device cuda: no CUDA device here; --device cpu")
     if args.device == "cpu":
