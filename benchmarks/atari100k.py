@@ -8,7 +8,8 @@ Three modes:
   ``--checkpoint-freq``, continues killed ones from their checkpoints. Several copies of the same command
   (or one with ``--jobs N``) share the grid's runs.
 - ``--export``: write each finished run of the grid's study to ``--results`` (one JSON of scores and wall
-  times, and its training games as CSV), nothing trained; a file already there is rewritten as it is.
+  times, and its training games as CSV), nothing trained; a file of another run of the same game, algo
+  and seed (from another grid) is kept, not overwritten.
 - ``--table``: read ``--results`` alone (the committed files) and print the per-game table and the
   aggregates, and draw the performance profile and the training curves beside them.
 
@@ -52,6 +53,7 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.ablation import make_grid, prepare, run_ablation, storage_url
 from rainbow_ext.zoo.config import CONFIG_DIR
+from rainbow_ext.zoo.errors import UsageError
 from rainbow_ext.zoo.stats import (
     atari100k_published,
     atari_human_random,
@@ -93,7 +95,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-freq", type=int, default=25_000, help="a resumable checkpoint every N steps")
     parser.add_argument("--folder", default="logs/benchmarks/atari100k", help="the grid's folder and study")
     parser.add_argument("--results", default=str(RESULTS), help="the exported result files")
-    parser.add_argument("--export", action="store_true", help="write the grid's finished runs to --results")
+    parser.add_argument(
+        "--export", action="store_true", help="write the grid's finished runs to --results (never over another run's)"
+    )
     parser.add_argument("--table", action="store_true", help="table --results (no grid needed)")
     parser.add_argument(
         "--missing", action="store_true", help="only the games that lack a result file in --results (a new folder)"
@@ -101,7 +105,8 @@ def main() -> None:
     args = parser.parse_args()
     results = Path(args.results)
     if args.missing:
-        done = {(r["algo"], r["game"], r["seed"]) for r in load_results(results)}
+        budget = args.steps or 100_000
+        done = {(r["algo"], r["game"], r["seed"]) for r in load_results(results) if r["agent_steps"] == budget}
         wanted = [(a, g, s) for a in args.algos for g in args.games for s in range(args.seeds)]
         args.games = [g for g in args.games if any((a, g, s) not in done for a, g2, s in wanted if g2 == g)]
         if not args.games:
@@ -109,7 +114,7 @@ def main() -> None:
             return
         print(f"games without a result for every algo and seed: {', '.join(args.games)}")
     if args.table:
-        print(table(results))
+        print(table(results, args.steps or 100_000))
         return
     folder = Path(args.folder)
     if args.export:
@@ -121,21 +126,31 @@ def main() -> None:
     confs.update({"sb3-dqn": str(SB3_DQN_DER_CONFIG)} if "sb3-dqn" in args.algos else {})
     steps = args.steps or 100_000
     envs = [f"ALE/{game}-v5" for game in args.games]
-    # one evaluation, at the end of training
-    grid = make_grid(
-        args.algos, envs, args.seeds, args.steps, steps, args.eval_episodes, [], confs, args.checkpoint_freq,
-        n_eval_envs=args.n_eval_envs,
-    )  # fmt: skip
-    url, study = prepare(grid, folder, None, "atari100k")
+    try:
+        grid, url, study = make_and_open(args, folder, confs, steps, envs)
+    except (UsageError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     start = time.perf_counter()
     th.set_num_threads(args.threads)  # the runs of a single job train in this process
     status = run_ablation(grid, folder, url, study, jobs=args.jobs, threads=args.threads)
     print(f"{(time.perf_counter() - start) / 60:.1f} minutes")
     written = export(folder, results)
     print(f"{len(written)} run(s) in {results}")
-    print(table(results))
+    print(table(results, steps))
     if status != 0:
         raise SystemExit(status)
+
+
+def make_and_open(
+    args: argparse.Namespace, folder: Path, confs: dict[str, str], steps: int, envs: list[str]
+) -> tuple[Any, str, Any]:
+    """The grid (one evaluation, at the end of training), checked, and its study in ``folder``."""
+    grid = make_grid(
+        args.algos, envs, args.seeds, args.steps, steps, args.eval_episodes, [], confs, args.checkpoint_freq,
+        n_eval_envs=args.n_eval_envs,
+    )  # fmt: skip
+    url, study = prepare(grid, folder, None, "atari100k")
+    return grid, url, study
 
 
 def export(folder: Path, results: Path) -> list[Path]:
@@ -180,6 +195,9 @@ def export(folder: Path, results: Path) -> list[Path]:
             "hyperparams": config["hyperparams"],
         }
         path = results / f"{name}.json"
+        if path.exists() and json.loads(path.read_text()).get("finished") != record["finished"]:
+            print(f"kept {path}: it holds another run of {name} (finished {json.loads(path.read_text())['finished']})")
+            continue
         runs.write_atomically(path, lambda tmp, r=record: tmp.write_text(json.dumps(r, indent=1) + "\n"))
         episodes = (run_dir / runs.EPISODES_FILE).read_text()
         runs.write_atomically(results / f"{name}-episodes.csv", lambda tmp, e=episodes: tmp.write_text(e))
@@ -191,17 +209,18 @@ def load_results(results: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
 
 
-def table(results: Path) -> str:
-    """Markdown: the per-game table, the aggregates beside the published ones, and the plots' paths."""
-    records = load_results(results)
+def table(results: Path, steps: int = 100_000) -> str:
+    """Markdown: the per-game table, the aggregates beside the published ones, and the plots' paths, over
+    the runs of ``steps`` agent steps in ``results``."""
+    every = load_results(results)
+    records = [r for r in every if r["agent_steps"] == steps]
     if not records:
-        return f"no results in {results}"
+        return f"no results of {steps:,} agent steps in {results}"
     published = atari100k_published()
     algos = sorted({r["algo"] for r in records}, key=lambda a: (a != "rainbow", a))
-    by = {(r["algo"], r["game"]): [] for r in records}
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {(r["algo"], r["game"]): [] for r in records}
     for r in sorted(records, key=lambda r: r["seed"]):
         by[(r["algo"], r["game"])].append(r)
-    games = [g for g in GAMES if ("rainbow", g) in by]
     lines = [
         "| game | random | human | " + " | ".join(REFERENCES) + " | " + " | ".join(algos) + " |",
         "|---|---:|---:|" + "---:|" * (len(REFERENCES) + len(algos)),
@@ -214,12 +233,24 @@ def table(results: Path) -> str:
             means = [r["eval_mean"] for r in rows]
             cells.append(f"{fmt(np.mean(means))} ± {fmt(np.std(means))} ({len(means)})" if rows else "-")
         lines.append(f"| {game} | {fmt(random)} | {fmt(human)} | " + " | ".join(cells) + " |")
-    lines.append("\nScores: mean ± std over seeds (seeds) of each run's mean over its evaluation games.\n")
-    lines.append(aggregates(by, games, published))
+    lines.append("\nScores: mean ± std over seeds (seeds) of each run's mean over its evaluation games.")
+    if len(every) > len(records):
+        lines.append(f"({len(every) - len(records)} result file(s) of other budgets left out.)")
+    for algo in algos:
+        lines.append("\n" + aggregates(by, algo, published))
     lines.append(wall_times(records))
-    lines.append(f"\nperformance profile: {profile_plot(by, games, published, results)}")
-    lines.append(f"training curves: {curves_plot(records, algos, results)}")
+    lines.append(f"\nperformance profile: {profile_plot(by, algos, published, results)}")
+    lines.append(f"training curves: {curves_plot(records, algos, steps, results)}")
     return "\n".join(lines)
+
+
+def label(by: dict[tuple[str, str], list[dict[str, Any]]], algo: str) -> str:
+    configs = sorted({r["config"] for (a, _), rows in by.items() if a == algo for r in rows})
+    return f"{algo} ({', '.join(configs)})"
+
+
+def games_of(by: dict[tuple[str, str], list[dict[str, Any]]], algo: str) -> list[str]:
+    return [g for g in GAMES if (algo, g) in by]
 
 
 def fmt(value: float) -> str:
@@ -231,20 +262,21 @@ def normalized_runs(by: dict[tuple[str, str], list[dict[str, Any]]], algo: str, 
     return [np.array([r["human_normalized"] for r in by[(algo, game)]]) for game in games]
 
 
-def aggregates(by: dict[tuple[str, str], list[dict[str, Any]]], games: list[str], published: dict) -> str:
-    """The median, mean and IQM over ``games`` of the per-game mean normalized score, with 95% stratified
-    bootstrap intervals for rainbow_ext, and the published agents' values over the same games."""
+def aggregates(by: dict[tuple[str, str], list[dict[str, Any]]], algo: str, published: dict) -> str:
+    """The median, mean and IQM over ``algo``'s games of the per-game mean normalized score, with 95%
+    stratified-bootstrap intervals, and the published agents' values over the same games."""
     statistics = {"median": np.median, "mean": np.mean, "IQM": iqm}
-    header = f"Human-normalized, over the {len(games)} game(s) with a rainbow run"
-    header += "" if len(games) == len(GAMES) else f" (of {len(GAMES)}; published values over the same games)"
+    games = games_of(by, algo)
+    header = f"Human-normalized, {label(by, algo)}, over its {len(games)} game(s)"
+    header += "" if len(games) == len(GAMES) else f" of {len(GAMES)} (the published agents over the same games)"
     lines = [header + ":\n", "| agent | median | mean | IQM |", "|---|---|---|---|"]
-    runs_per_game = normalized_runs(by, "rainbow", games)
+    runs_per_game = normalized_runs(by, algo, games)
     cells = []
     for statistic in statistics.values():
         value, low, high = stratified_bootstrap_ci_ragged(runs_per_game, lambda means, s=statistic: s(means))
-        cells.append(f"{value:.3f} [{low:.3f}, {high:.3f}]")
+        cells.append(f"{value:.3f} [{low:.3f}, {high:.3f}]" if high > low else f"{value:.3f}")
     seeds = sorted({len(r) for r in runs_per_game})
-    lines.append(f"| rainbow_ext DER ({'-'.join(map(str, seeds))} seed(s) a game) | " + " | ".join(cells) + " |")
+    lines.append(f"| {algo} ({'-'.join(map(str, seeds))} seed(s) a game) | " + " | ".join(cells) + " |")
     for agent in REFERENCES:
         scores = np.array([human_normalized(published_rom(game), published[agent][game]) for game in games])
         lines.append(f"| {agent} | " + " | ".join(f"{s(scores):.3f}" for s in statistics.values()) + " |")
@@ -267,9 +299,9 @@ def wall_times(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def profile_plot(by: dict[tuple[str, str], list[dict[str, Any]]], games: list[str], published: dict, out: Path) -> Path:
+def profile_plot(by: dict[tuple[str, str], list[dict[str, Any]]], algos: list[str], published: dict, out: Path) -> Path:
     """Performance profiles (Agarwal et al. 2021): the fraction of games whose mean normalized score exceeds
-    each threshold, for rainbow_ext and the published agents on the same games."""
+    each threshold, for the first algo's games (rainbow's), its runs and the published agents."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,8 +309,9 @@ def profile_plot(by: dict[tuple[str, str], list[dict[str, Any]]], games: list[st
 
     thresholds = np.linspace(0, 2, 201)
     fig, ax = plt.subplots(figsize=(6, 4))
-    ours = np.array([np.mean(r) for r in normalized_runs(by, "rainbow", games)])
-    ax.plot(thresholds, performance_profile(ours, thresholds), color="C0", lw=2, label="rainbow_ext DER")
+    games = games_of(by, algos[0])
+    ours = np.array([np.mean(r) for r in normalized_runs(by, algos[0], games)])
+    ax.plot(thresholds, performance_profile(ours, thresholds), color="C0", lw=2, label=label(by, algos[0]))
     for color, agent in enumerate(REFERENCES, start=1):
         scores = np.array([human_normalized(published_rom(g), published[agent][g]) for g in games])
         ax.plot(thresholds, performance_profile(scores, thresholds), color=f"C{color}", label=agent)
@@ -292,7 +325,7 @@ def profile_plot(by: dict[tuple[str, str], list[dict[str, Any]]], games: list[st
     return path
 
 
-def curves_plot(records: list[dict[str, Any]], algos: list[str], out: Path) -> Path:
+def curves_plot(records: list[dict[str, Any]], algos: list[str], steps: int, out: Path) -> Path:
     """Each game's training score (the mean of the last 10 training games, whole games) against frames."""
     import matplotlib
 
@@ -303,7 +336,7 @@ def curves_plot(records: list[dict[str, Any]], algos: list[str], out: Path) -> P
     columns = min(len(games), 6)
     rows = -(-len(games) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
-    at = np.linspace(2_000, 100_000, 50)
+    at = np.linspace(steps / 50, steps, 50)
     for ax, game in zip(axes.flat, games, strict=False):
         for color, algo in enumerate(algos):
             for r in (r for r in records if r["game"] == game and r["algo"] == algo):

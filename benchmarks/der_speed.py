@@ -12,7 +12,9 @@ network without Rainbow's components, SB3's defaults otherwise:
   which runs its convolutions as patch products on the CPU);
 - ``sb3-dqn-conv``: the same layers as plain ``nn.Conv2d`` modules, as an SB3 user would write them.
 
-On the CPU (``--rounds R``): one process per contender, one torch thread each, kept alive between rounds;
+On the CPU (``--rounds R``): one process per contender, one torch thread each, kept alive between rounds,
+the SB3 DQN contenders in the same flush-to-zero mode as Rainbow's entry (``flush_denormal``; without it,
+``--sb3-subnormals``, their steps slow down as their Adam state turns subnormal, see subnormals.py);
 in each round the contenders run ``--steps`` steps one after another, never two at once, and the table
 gives the median over rounds and its ratio to ``sb3-dqn``. With ``--profile`` each contender also
 reports where one train call's time goes (``torch.profiler``, the top ops). ``--trunk`` times DER's
@@ -105,6 +107,8 @@ def serve(connection: Any, contender: str, args: argparse.Namespace) -> None:
     th.set_num_threads(1)
     steps, warmup = args.steps, args.warmup
     model = build(contender, args.env, "cpu", model_buffer(steps, warmup, args.rounds), args.encoder)
+    if contender.startswith("sb3-dqn") and not args.sb3_subnormals:
+        th.set_flush_denormal(True)  # the CPU mode Rainbow's DER entry trains in (flush_denormal)
     model.learn(model.learning_starts + warmup)
     connection.send("ready")
     while connection.recv() == "run":
@@ -205,6 +209,9 @@ def main() -> None:
     encoders = "CPU: DataEfficientTrunk (der), or the plain nn.Conv2d encoder (conv), in rainbow and sb3-dqn"
     parser.add_argument("--encoder", choices=list(ENCODER), default="der", help=encoders)
     parser.add_argument("--trunk", action="store_true", help="CPU: time DER's encoder alone (patches vs Conv2d)")
+    parser.add_argument(
+        "--sb3-subnormals", action="store_true", help="CPU: SB3 DQN without the flush-to-zero mode Rainbow's entry has"
+    )
     args = parser.parse_args()
     if args.trunk:
         trunk_times(args.rounds)

@@ -329,7 +329,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         float32 values, through a table of the 256 quotients) and for float images on the CPU, else as images."""
         if images.dtype == th.uint8 and images.is_cpu and images.dim() == 4:
             k, (h1, w1) = self.KERNEL, self.grid1
-            rows = th.empty(images.shape[0] * h1 * w1, images.shape[1] * k * k)
+            rows = th.empty(images.shape[0] * h1 * w1, images.shape[1] * k * k, dtype=th.float32)
             values = th.arange(256, dtype=th.float32) / divisor
             _patch_rows(images.contiguous().numpy(), k, values.numpy(), rows.numpy())
             return rows
@@ -349,7 +349,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         k, (h1, w1), (h2, w2) = self.KERNEL, self.grid1, self.grid2
         batch = prepared.shape[0] // (h1 * w1)
         # ReLU in place: the product's output is this function's own (a new buffer would cost a pass over memory)
-        hidden = F.linear(prepared, conv1.weight.view(conv1.out_channels, -1), conv1.bias).relu_()
+        hidden = F.linear(prepared, conv1.weight.reshape(conv1.out_channels, -1), conv1.bias).relu_()
         # [batch, h1, w1, 32] (channels last) -> the second layer's patch rows, in (kh, kw, channel) order,
         # which keeps runs of 32 contiguous; the weight is read in the same order
         hidden = hidden.view(batch, h1, w1, -1)[:, : h2 * k, : w2 * k].reshape(batch, h2, k, w2, k, -1)

@@ -91,7 +91,7 @@ class Rainbow(DQN):
         :mod:`rainbow_ext.cuda_graphs`). ``None`` (default): on when the model is on a CUDA device;
         ``True``: on, an error without CUDA; ``False``: eager, as SB3.
     :param flush_denormal: during ``learn``, treat subnormal floats (below 1.2e-38) as zero on the CPU
-        (``torch.set_flush_denormal``; on for the thread that calls ``learn``, off again after it). Adam's
+        (``torch.set_flush_denormal``; for the thread that calls ``learn``, as it was again after). Adam's
         moment estimates of weights whose gradient stays zero (dead ReLU units) decay into the subnormal
         range, where the CPU computes each operation on them many times slower: on Atari, a long CPU run
         slows down by about a third without it. Off by default, which keeps every result bit for bit as in
@@ -402,7 +402,9 @@ class Rainbow(DQN):
 
         params = self._optimized()
         if self._graphed_step is not None:  # zeroed in place: a CUDA graph's gradients keep their addresses
-            th._foreach_zero_([p.grad for p in params if p.grad is not None])
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:  # none before the first step (eager, or the capture's warm-up after a load)
+                th._foreach_zero_(grads)
         else:  # as SB3's zero_grad: backward then writes the gradients instead of adding them to zeros
             for p in params:
                 p.grad = None
@@ -597,16 +599,30 @@ class Rainbow(DQN):
 
 @contextmanager
 def flushed_denormals(enabled: bool) -> Iterator[None]:
-    """Subnormal floats flushed to zero inside the block when ``enabled`` (a CPU mode of the calling thread;
-    torch cannot read the mode before, so it is switched off after the block)."""
+    """Subnormal floats flushed to zero inside the block when ``enabled``, then the mode as it was. The mode
+    belongs to the calling thread: torch's intra-op worker threads keep theirs, so with more than one torch
+    thread part of the work still meets subnormals (a warning says so)."""
     if not enabled:
         yield
         return
+    was_on = flushing_denormals()
+    if th.get_num_threads() > 1:
+        warnings.warn(
+            f"flush_denormal=True flushes subnormal floats in the thread that calls learn only, and torch runs "
+            f"{th.get_num_threads()} threads: work its other threads do still meets them (torch.set_num_threads(1) "
+            "for the whole effect)",
+            stacklevel=4,
+        )
     th.set_flush_denormal(True)
     try:
         yield
     finally:
-        th.set_flush_denormal(False)
+        th.set_flush_denormal(was_on)
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread flushes subnormal floats to zero (a subnormal operand then reads as zero)."""
+    return bool((th.tensor([1e-39], dtype=th.float32) * 1.0).item() == 0.0)
 
 
 def _clip_grad_norm(params: list[th.Tensor], max_norm: float) -> None:

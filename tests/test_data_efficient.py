@@ -155,6 +155,21 @@ def test_flush_denormal_holds_during_learn_only() -> None:
     assert subnormal_survives()  # and back after
     Rainbow("MlpPolicy", "CartPole-v1", learning_starts=10, buffer_size=500).learn(20, callback=Record())
     assert all(seen[-20:])  # off by default
+    # a mode the caller set stays set after learn
+    th.set_flush_denormal(True)
+    try:
+        model.learn(10, callback=Record())
+        assert not subnormal_survives()
+    finally:
+        th.set_flush_denormal(False)
+    # with more than one torch thread, the other threads keep their mode: a warning says so
+    threads = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        with pytest.warns(UserWarning, match="thread that calls learn only"):
+            model.learn(10)
+    finally:
+        th.set_num_threads(threads)
     with pytest.raises(ValueError, match="flush_denormal must be True or False"):
         Rainbow("MlpPolicy", "CartPole-v1", flush_denormal="yes")
 

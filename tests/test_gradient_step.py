@@ -322,3 +322,27 @@ def test_acting_graph_equals_eager_and_shares_the_noise() -> None:
         np.testing.assert_array_equal(graphed, eager.cpu().numpy())
         changed |= bool((eager != model.q_net._predict(th.as_tensor(obs, device="cuda"), True)).any())
     assert changed
+
+
+def test_gradients_keep_their_addresses_only_when_a_graph_replays_the_step() -> None:
+    """Eagerly, gradients are set to None before backward (as SB3's zero_grad); when the step is a CUDA
+    graph they are zeroed in place, from the very first step, which has no gradients yet."""
+    model = Rainbow("MlpPolicy", "CartPole-v1", learning_starts=50, buffer_size=500, cuda_graphs=False, seed=0)
+    model.learn(100)
+    data = model.replay_buffer.sample(16)
+    batch, weights = ReplayBufferSamples(*data[:6]), data.weights
+    params = model._optimized()
+
+    def step() -> list[int]:
+        model._gradient_step(batch, weights)
+        return [p.grad.data_ptr() for p in params]
+
+    step()
+    held = [p.grad for p in params]  # a graph would hold these; an eager step writes new ones
+    step()
+    assert not any(h is p.grad for h, p in zip(held, params, strict=True))
+    model._graphed_step = object()  # as on a GPU: the step is (or will be) replayed as a graph
+    for p in params:
+        p.grad = None  # the first step of a run, or the capture's warm-up after a load
+    first = step()
+    assert step() == first  # zeroed in place
