@@ -11,7 +11,8 @@ Three modes:
   times, and its training games as CSV), nothing trained; a file of another run of the same game, algo
   and seed (from another grid) is kept, not overwritten.
 - ``--table``: read ``--results`` alone (the committed files) and print the per-game table and the
-  aggregates, and draw the performance profile and the training curves beside them.
+  aggregates; write them to ``table.md`` and draw the performance profile and the training curves beside
+  the files.
 
 Each run trains for 100k agent steps (400k frames) on SB3's Atari path (no sticky actions, a life loss ends
 the agent's episode, rewards clipped, games capped at 108k frames):
@@ -75,6 +76,7 @@ RESULTS = Path(__file__).parent / "results" / "atari100k"
 FRAMES_PER_STEP = 4
 WINDOW = 10  # training games per point of the curves
 # Published agents tabled beside rainbow_ext, and the aggregates their sources print over all 26 games
+TABLE_HEADER = "# Atari 100k on the CPU\n\nWritten by `python benchmarks/atari100k.py --table` (BENCHMARKS.md).\n\n"
 REFERENCES = ("DER (paper)", "DER (Dopamine)", "SPR", "DrQ(eps)")
 PUBLISHED_AGGREGATES = {
     "DER (paper)": "median 0.161, mean 0.285 (van Hasselt et al. 2019)",
@@ -114,7 +116,10 @@ def main() -> None:
             return
         print(f"games without a result for every algo and seed: {', '.join(args.games)}")
     if args.table:
-        print(table(results, args.steps or 100_000))
+        text = table(results, args.steps or 100_000)
+        print(text)
+        if (results / "profile.png").exists():  # a table of results: kept beside them
+            runs.write_atomically(results / "table.md", lambda tmp: tmp.write_text(TABLE_HEADER + text + "\n"))
         return
     folder = Path(args.folder)
     if args.export:
