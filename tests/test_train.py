@@ -14,7 +14,7 @@ import pytest
 import torch as th
 import yaml
 
-from rainbow_ext import Rainbow
+from rainbow_ext import DataEfficientTrunk, Rainbow
 from rainbow_ext.enjoy import main as enjoy_main
 from rainbow_ext.train import main
 from rainbow_ext.zoo import config as cfg
@@ -138,7 +138,8 @@ def test_der_config_resolves_for_every_preset() -> None:
     der = CONFIG_DIR / "rainbow_der.yml"
     run = zoo_config("rainbow", "ALE/Pong-v5", conf_file=der)
     assert (run.hyperparams["n_steps"], run.hyperparams["train_freq"], run.n_timesteps) == (20, 1, 100_000)
-    assert run.hyperparams["policy_kwargs"] == {"net_arch": [256]} and "exploration_fraction" not in run.hyperparams
+    network = {"features_extractor_class": DataEfficientTrunk, "net_arch": [256]}
+    assert run.hyperparams["policy_kwargs"] == network and "exploration_fraction" not in run.hyperparams
     assert zoo_config("rainbow-no-noisy", "ALE/Pong-v5", conf_file=der).hyperparams["exploration_final_eps"] == 0.01
 
 
