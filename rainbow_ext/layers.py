@@ -54,6 +54,8 @@ class NoisyLinear(nn.Module):
         self.out_features = out_features
         self.sigma0 = sigma0
         self.noise_enabled = True
+        # (weight, bias) with this draw's noise, built for several passes at once (built_noisy_weights)
+        self.built: tuple[th.Tensor, th.Tensor] | None = None
         large = in_features * out_features >= FACTORISED_MIN_WEIGHTS
         self._factorised_max_numel = FACTORISED_MAX_ROWS * in_features if large else -1
         self.weight_mu = nn.Parameter(th.empty(out_features, in_features))
@@ -82,6 +84,8 @@ class NoisyLinear(nn.Module):
     def forward(self, x: th.Tensor) -> th.Tensor:
         if not self.noise_enabled:
             return F.linear(x, self.weight_mu, self.bias_mu)
+        if self.built is not None:
+            return F.linear(x, *self.built)
         bias = th.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
         if self.factorised_form(x):
             # Factorised form, without the q x p noisy weight:
@@ -118,6 +122,33 @@ def reset_noise(module: nn.Module | Sequence[NoisyLinear]) -> None:
     th._foreach_copy_([b for layer in layers for b in (layer.eps_in, layer.eps_out)], list(pieces))
     for layer in layers:
         th.outer(layer.eps_out, layer.eps_in, out=layer.eps_weight)
+
+
+@contextmanager
+def built_noisy_weights(layers: Sequence[NoisyLinear], grad: bool = True) -> Iterator[None]:
+    """Inside the block, every layer of ``layers`` reads its noisy weight ``mu_w + sigma_w * eps_w`` and bias
+    ``mu_b + sigma_b * eps_b`` from one multi-tensor kernel run at its start, instead of building them in
+    each pass: a gradient step passes twice through the online network (s and s') with one noise draw.
+    The same values as each layer's own forward, bit for bit; gradients reach mu and sigma through it
+    when gradients are on and ``grad`` (the target network: ``grad=False``). Layers with their noise off
+    (``noise_disabled``) still read the mean weights."""
+    layers = list(layers)
+    if not layers:
+        yield
+        return
+    with th.set_grad_enabled(grad and th.is_grad_enabled()):
+        built = th._foreach_addcmul(
+            [t for layer in layers for t in (layer.weight_mu, layer.bias_mu)],
+            [t for layer in layers for t in (layer.weight_sigma, layer.bias_sigma)],
+            [t for layer in layers for t in (layer.eps_weight, layer.eps_out)],
+        )
+    for i, layer in enumerate(layers):
+        layer.built = (built[2 * i], built[2 * i + 1])
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.built = None
 
 
 @contextmanager

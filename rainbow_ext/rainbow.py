@@ -31,6 +31,7 @@ from rainbow_ext.buffers.prioritized import (
     check_unit_interval,
 )
 from rainbow_ext.cuda_graphs import CapturedFunction, with_index
+from rainbow_ext.layers import built_noisy_weights
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
@@ -392,11 +393,16 @@ class Rainbow(DQN):
         backward, clipping and the optimizer step. Static shapes and no host syncs, so that it can be
         captured as a CUDA graph; what it logs is added to running sums on the device. Returns the
         per-sample errors that become the new priorities."""
-        if self.noisy:
-            # Fresh noise every gradient step, drawn independently for the online and target nets.
-            self.policy.reset_noise()
         loss_terms = self._categorical_terms if self.distributional else self._huber_terms
-        sample_losses, q_taken, errors = loss_terms(data)
+        if self.noisy:
+            # Fresh noise every gradient step, drawn independently for the online and target nets; each
+            # network's noisy weights built once for all its passes (the online one's with gradients).
+            self.policy.reset_noise()
+            online, target = self.q_net._noisy_layers, self.q_net_target._noisy_layers
+            with built_noisy_weights(online), built_noisy_weights(target, grad=False):
+                sample_losses, q_taken, errors = loss_terms(data)
+        else:
+            sample_losses, q_taken, errors = loss_terms(data)
         # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
         loss = (sample_losses if weights is None else weights * sample_losses).mean()
 

@@ -346,3 +346,26 @@ def test_gradients_keep_their_addresses_only_when_a_graph_replays_the_step() -> 
         p.grad = None  # the first step of a run, or the capture's warm-up after a load
     first = step()
     assert step() == first  # zeroed in place
+
+
+def test_noisy_weights_built_once_per_step_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gradient step builds each network's noisy weights once for all its passes (one multi-tensor
+    kernel); each layer building its own in every pass gives the same parameters, bit for bit."""
+    import contextlib
+
+    import rainbow_ext.rainbow as rainbow_module
+    from rainbow_ext.layers import noisy_layers
+
+    def trained(build_once: bool) -> Rainbow:
+        if not build_once:
+            monkeypatch.setattr(rainbow_module, "built_noisy_weights", lambda *_, **__: contextlib.nullcontext())
+        model = Rainbow("MlpPolicy", "CartPole-v1", learning_starts=100, buffer_size=1_000, train_freq=1,
+                        target_update_interval=50, cuda_graphs=False, seed=5).learn(400)  # fmt: skip
+        monkeypatch.undo()
+        return model
+
+    once, per_pass = trained(True), trained(False)
+    assert once._n_updates == per_pass._n_updates == 300
+    for a, b in zip(once.policy.state_dict().values(), per_pass.policy.state_dict().values(), strict=True):
+        assert th.equal(a, b)
+    assert all(layer.built is None for layer in noisy_layers(once.policy))  # nothing left behind
