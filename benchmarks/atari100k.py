@@ -236,16 +236,17 @@ def table(results: Path, steps: int = 100_000) -> str:
         for algo in algos:
             rows = by.get((algo, game), [])
             means = [r["eval_mean"] for r in rows]
-            cells.append(f"{fmt(np.mean(means))} ± {fmt(np.std(means))} ({len(means)})" if rows else "-")
+            spread = f" ± {fmt(np.std(means))}" if len(means) > 1 else ""
+            cells.append(f"{fmt(np.mean(means))}{spread} ({len(means)})" if rows else "-")
         lines.append(f"| {game} | {fmt(random)} | {fmt(human)} | " + " | ".join(cells) + " |")
-    lines.append("\nScores: mean ± std over seeds (seeds) of each run's mean over its evaluation games.")
+    lines.append("\nScores: each run's mean over its evaluation games; the mean ± std over seeds (seeds).")
     if len(every) > len(records):
         lines.append(f"({len(every) - len(records)} result file(s) of other budgets left out.)")
     for algo in algos:
         lines.append("\n" + aggregates(by, algo, published))
     lines.append(wall_times(records))
-    lines.append(f"\nperformance profile: {profile_plot(by, algos, published, results)}")
-    lines.append(f"training curves: {curves_plot(records, algos, steps, results)}")
+    profile, curves = profile_plot(by, algos, published, results), curves_plot(records, algos, steps, results)
+    lines.append(f"\n![performance profile]({profile.name}) ![training curves]({curves.name})")
     return "\n".join(lines)
 
 
