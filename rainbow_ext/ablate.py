@@ -21,6 +21,10 @@ killed on this machine at once; on another machine once its heartbeat is older t
 
 from __future__ import annotations
 
+from rainbow_ext.startup import exit_quietly_while_starting
+
+exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
+
 import argparse
 import sys
 from pathlib import Path

@@ -7,6 +7,10 @@ runs episodes and prints their returns; ``--record-video`` writes MP4s with gymn
 
 from __future__ import annotations
 
+from rainbow_ext.startup import exit_quietly_while_starting
+
+exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
+
 import argparse
 import sys
 from pathlib import Path

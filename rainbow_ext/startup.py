@@ -2,8 +2,9 @@
 spends a second or two importing torch and SB3 before its ``main`` runs. A Ctrl-C then exits with
 status 130 and one line, as it does later, instead of a traceback from deep inside an import.
 
-Nothing has been written at that point, so the process exits at once. Only a command run with ``-m``
-is affected: a program or a test that imports ``rainbow_ext`` keeps Python's own handler.
+Nothing has been written at that point, so the process exits at once. Each command installs it as its
+first statement (``import rainbow_ext`` loads nothing heavy and changes no handler); only a command run
+with ``-m`` is affected: a program or a test that imports a command's module keeps Python's own handler.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def running_a_command(argv: list[str]) -> bool:
 
 
 def exit_quietly_while_starting() -> None:
-    """Until :func:`started`, Ctrl-C exits with 130 (installed as the package is first imported)."""
+    """Until :func:`started`, Ctrl-C exits with 130 (each command calls this before its other imports)."""
     if running_a_command(sys.orig_argv) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _exit_interrupted)
 

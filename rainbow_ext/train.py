@@ -11,6 +11,10 @@ stopped. Bad input prints a message and exits with status 2 before anything is w
 
 from __future__ import annotations
 
+from rainbow_ext.startup import exit_quietly_while_starting
+
+exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
+
 import argparse
 import shlex
 import sys
@@ -33,20 +37,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every N steps (-1: never)")
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--n-eval-envs", type=int, default=1)
-    p.add_argument(
-        "--eval-max-steps",
-        type=int,
-        default=None,
-        help="cut evaluation episodes (Atari: games) after N agent steps; overrides the config's eval_max_steps",
-    )
+    cut = "cut evaluation episodes (Atari: games) after N agent steps; overrides the config's eval_max_steps"
+    p.add_argument("--eval-max-steps", type=int, default=None, help=cut)
     p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every N steps (-1: never)")
     p.add_argument("--save-replay-buffer", action="store_true", help="also save the replay buffer at the end")
-    p.add_argument(
-        "--checkpoint-freq",
-        type=int,
-        default=0,
-        help="resumable checkpoint every N steps (-i <run>/checkpoint/model.zip)",
-    )
+    resumable = "resumable checkpoint every N steps (-i <run>/checkpoint/model.zip)"
+    p.add_argument("--checkpoint-freq", type=int, default=0, help=resumable)
     p.add_argument("-f", "--log-folder", default="logs")
     p.add_argument("-conf", "--conf-file", default=None, help="YAML config file (default: the shipped zoo_configs)")
     p.add_argument("-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE")

@@ -16,6 +16,10 @@ takes; ``--plot`` writes the optimization history, parameter importances and a p
 
 from __future__ import annotations
 
+from rainbow_ext.startup import exit_quietly_while_starting
+
+exit_quietly_while_starting()  # before torch and SB3 load: see rainbow_ext.startup
+
 import argparse
 import sys
 

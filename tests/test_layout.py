@@ -59,3 +59,69 @@ def test_every_import_of_the_package_resolves() -> None:
                 if name.startswith("rainbow_ext") and importlib.util.find_spec(name) is None:
                     missing.append(f"{path.name}: {name}")
     assert not missing
+
+
+def module_graph() -> dict[str, set[str]]:
+    """rainbow_ext's modules -> the rainbow_ext modules each imports (at any depth of its code), leaving
+    out a module's own packages (importing a submodule imports its package first, whatever the code says)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        imported = set()
+        for module in imported_modules(path):
+            pieces = module.split(".")
+            known = [".".join(pieces[:k]) for k in range(len(pieces), 0, -1) if ".".join(pieces[:k]) in modules]
+            if known:
+                imported.add(known[0])
+        graph[name] = {m for m in imported if m != name and not name.startswith(m + ".")}
+    return graph
+
+
+def test_no_import_cycle_between_the_packages_modules() -> None:
+    graph = module_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                cycles.append([*path[path.index(imported) :], imported])
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles
+
+
+def test_envs_and_the_algorithm_do_not_import_the_experiment_layer() -> None:
+    """rainbow_ext.zoo sits on the library (envs, networks, buffers, the algorithm), not under it."""
+    graph = module_graph()
+    below = [m for m in graph if not m.startswith("rainbow_ext.zoo") and m.split(".")[-1] not in COMMANDS]
+    offenders = {m: sorted(i for i in graph[m] if i.startswith("rainbow_ext.zoo")) for m in below}
+    assert not {m: found for m, found in offenders.items() if found}
+
+
+def test_importing_the_package_loads_nothing_and_leaves_ctrl_c_alone() -> None:
+    """``import rainbow_ext`` has no side effects: no torch, no SB3, Python's own SIGINT handler; its names
+    load on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal, sys, rainbow_ext\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'stable_baselines3', 'numpy'})\n"
+        "print(heavy, signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+        "from rainbow_ext import Rainbow, DataEfficientTrunk\n"
+        "print(Rainbow.__module__, DataEfficientTrunk.__module__, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[] True"
+    assert out[1] == "rainbow_ext.rainbow rainbow_ext.layers True"
+    assert set(rainbow_ext.__all__) == {*rainbow_ext._EXPORTS, "__version__"}

@@ -499,7 +499,7 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(command: str, monkey
 @pytest.mark.parametrize("command", ["train", "tune", "ablate", "enjoy"])
 def test_ctrl_c_while_a_command_imports_exits_130_without_a_traceback(command: str, tmp_path: Path) -> None:
     """The second or so in which ``python -m rainbow_ext.<command>`` imports torch and SB3, before its
-    main runs: the package's first import installs the quiet exit (rainbow_ext.startup)."""
+    main runs: the command installs the quiet exit before its other imports (rainbow_ext.startup)."""
     process = subprocess.Popen(
         [sys.executable, "-m", f"rainbow_ext.{command}", "--help"],
         cwd=tmp_path,
@@ -509,7 +509,7 @@ def test_ctrl_c_while_a_command_imports_exits_130_without_a_traceback(command: s
     )
     maps = Path(f"/proc/{process.pid}/maps")
     while process.poll() is None and "libtorch" not in maps.read_text(errors="replace"):
-        time.sleep(0.005)  # torch starts to load after the package installed the quiet exit
+        time.sleep(0.005)  # torch starts to load after the command installed the quiet exit
     process.send_signal(signal.SIGINT)  # torch's Python side and SB3 still take a second to import
     out, err = process.communicate(timeout=120)
     assert (process.returncode, err) == (130, "interrupted\n")

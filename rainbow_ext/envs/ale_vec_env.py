@@ -36,6 +36,8 @@ from gymnasium import spaces
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from rainbow_ext.envs.resolve import atari_rom
+
 
 class AleVecEnv(VecEnv):
     """``n_envs`` copies of one Atari game on ale-py's C++ threads, as an SB3 VecEnv.
@@ -79,8 +81,6 @@ class AleVecEnv(VecEnv):
         num_threads: int = 0,
     ) -> None:
         from ale_py import Action, AtariVectorEnv
-
-        from rainbow_ext.envs.atari import atari_rom
 
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")

@@ -17,7 +17,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecTransposeImage
 
-from rainbow_ext.envs.resolve import register_ale, registry_index, resolve_env_id, unknown_atari_game_message
+from rainbow_ext.envs.ale_vec_env import AleVecEnv
+from rainbow_ext.envs.resolve import atari_rom, register_ale, registry_index, resolve_env_id
 
 VecEnvKind = Literal["dummy", "subproc", "ale"]
 VEC_ENV_KINDS = ("dummy", "subproc", "ale")
@@ -35,17 +36,6 @@ def atari_ids_by_game() -> dict[str, list[str]]:
     """Every registered ALE gymnasium id, grouped by ROM name (``"breakout"``)."""
     register_ale()
     return {rom: list(ids) for rom, ids in registry_index().atari_games.items()}
-
-
-def atari_rom(env_id: str) -> str:
-    """The ROM name (``"breakout"``) of an ALE gymnasium id or ROM name. An id that does not exist
-    is a ValueError naming the ids that exist for that game, or the closest games."""
-    register_ale()
-    resolved = resolve_env_id(env_id)
-    if resolved.family != "atari" or resolved.rom is None:
-        raise ValueError(unknown_atari_game_message(env_id))
-    resolved.check()
-    return resolved.rom
 
 
 def is_atari_id(env_id: str) -> bool:
@@ -99,8 +89,6 @@ def make_atari_vec_env(
     if max_episode_frames < 1:
         raise ValueError(f"max_episode_frames must be >= 1, got {max_episode_frames}")
     if vec_env == "ale":
-        from rainbow_ext.envs.ale_vec_env import AleVecEnv
-
         if render_mode is not None or video_folder is not None:
             raise ValueError("ale-py's vector env does not render; use vec_env='dummy' to record videos")
         venv: VecEnv = AleVecEnv(

@@ -10,6 +10,7 @@ from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from rainbow_ext.classes import import_object
 from rainbow_ext.envs.atari import check_vec_env, make_atari_vec_env, record_video, stack_frames
 from rainbow_ext.envs.minatar import make_minatar_env
 from rainbow_ext.envs.resolve import EnvFamily, resolve_env_id
@@ -27,7 +28,6 @@ def check_env_id(env_id: str) -> None:
 
 def _wrapper_class(env_wrapper: Any) -> Any:
     """rl-zoo3's ``env_wrapper``: an import path, a list of them, or ``{path: kwargs}`` mappings."""
-    from rainbow_ext.zoo.config import import_object
 
     items = env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
     wrappers = []

@@ -168,3 +168,14 @@ def unknown_atari_game_message(name: str) -> str:
     close = difflib.get_close_matches(game_key(name), list(by_key), n=5, cutoff=0.6)
     hint = f"; closest games: {', '.join(by_key[key] for key in close)}" if close else ""
     return f"unknown Atari game {name!r} ({len(index.atari_games)} games are installed){hint}"
+
+
+def atari_rom(env_id: str) -> str:
+    """The ROM name (``"breakout"``) of an ALE gymnasium id or ROM name. An id that does not exist
+    is a ValueError naming the ids that exist for that game, or the closest games."""
+    register_ale()
+    resolved = resolve_env_id(env_id)
+    if resolved.family != "atari" or resolved.rom is None:
+        raise ValueError(unknown_atari_game_message(env_id))
+    resolved.check()
+    return resolved.rom

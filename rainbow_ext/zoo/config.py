@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import collections.abc
 import difflib
-import importlib
 import inspect
 import re
 import sys
@@ -34,6 +33,8 @@ from typing import Any
 
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
+
+from rainbow_ext.classes import ConfigError, import_object
 
 
 def shipped_folder(package: str, top_level: str) -> Path:
@@ -67,23 +68,12 @@ RUN_KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 # Counts written as 1e6 in YAML are floats; they are integers.
 INTEGER_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "target_update_interval")
-# The packages a config may name classes from: importing a module runs its code, so not any module.
-CLASS_MODULES = ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "rainbow_ext")
 # policy_kwargs entries that name classes, and the class each must derive from.
 CLASS_KWARGS = {
     "activation_fn": "torch.nn.Module",
     "optimizer_class": "torch.optim.Optimizer",
     "features_extractor_class": "stable_baselines3.common.torch_layers.BaseFeaturesExtractor",
 }
-# Bare names a config may give for classes outside torch.nn and torch.optim: the trunks of the networks
-SHORT_CLASS_NAMES = {
-    "NatureCNNTrunk": "rainbow_ext.layers.NatureCNNTrunk",
-    "MinAtarTrunk": "rainbow_ext.layers.MinAtarTrunk",
-    "DataEfficientTrunk": "rainbow_ext.layers.DataEfficientTrunk",
-    "NatureCNN": "stable_baselines3.common.torch_layers.NatureCNN",
-}
-# rl-zoo3 configs write nn.ReLU (its module imports torch.nn as nn)
-MODULE_ALIASES = {"nn": "torch.nn", "th.nn": "torch.nn", "optim": "torch.optim", "th.optim": "torch.optim"}
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -99,10 +89,6 @@ ConfigLoader.add_implicit_resolver(
 
 def load_yaml(stream: Any) -> Any:
     return yaml.load(stream, Loader=ConfigLoader)
-
-
-class ConfigError(ValueError):
-    """A config file, entry or ``-params`` value that cannot be used."""
 
 
 def valid_keys(algo_class: type) -> list[str]:
@@ -344,36 +330,6 @@ def literal_or_name(node: ast.expr, what: str, text: str) -> Any:
         return ast.literal_eval(node)
     except ValueError as error:
         raise ConfigError(f"{what}: only literals and class names are allowed, got {ast.unparse(node)!r}") from error
-
-
-def import_object(path: str, what: str, base: str | None = None) -> type:
-    """``"torch.nn.ReLU"``, ``"nn.ReLU"``, ``"ReLU"`` (torch.nn, then torch.optim) or a trunk's bare name
-    (``"DataEfficientTrunk"``, see ``SHORT_CLASS_NAMES``) -> the class.
-
-    It must be a class, and a subclass of ``base`` (an import path) when given: a config names a
-    class for the library to build, never a function to call (``os.system`` is refused, not run)."""
-    module_name, _, name = SHORT_CLASS_NAMES.get(path, path).rpartition(".")
-    candidates = [MODULE_ALIASES.get(module_name, module_name)] if module_name else ["torch.nn", "torch.optim"]
-    for candidate in candidates:
-        if candidate.split(".")[0] not in CLASS_MODULES:
-            raise ConfigError(
-                f"{what}: {path!r} is outside the modules a config may name classes from ({', '.join(CLASS_MODULES)})"
-            )
-        try:
-            found = getattr(importlib.import_module(candidate), name)
-        except (ImportError, AttributeError):
-            continue
-        expected = _class_at(base) if base is not None else object
-        if not (inspect.isclass(found) and issubclass(found, expected)):
-            kind = f"a subclass of {base}" if base is not None else "a class"
-            raise ConfigError(f"{what}: {path!r} is not {kind}")
-        return found
-    raise ConfigError(f"{what}: cannot import {path!r} (give module.Name, e.g. torch.nn.ReLU)")
-
-
-def _class_at(path: str) -> type:
-    module_name, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), name)
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

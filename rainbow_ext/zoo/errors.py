@@ -21,14 +21,20 @@ class UsageError(ValueError):
     """Bad input: reported with exit status 2."""
 
 
-# What bad input raises on its way through configs, envs, storages and constructors.
+# What bad input raises on its way through configs, envs, storages and constructors: the library's own
+# checks (ValueError, with UsageError and ConfigError), an env id gymnasium does not know, a space SB3 does
+# not support, a file or folder that is missing or refused, an optional package that is not installed
+# (wandb for --track, minatar). Anything else (a TypeError, an ImportError of a name) is a bug: its
+# traceback is shown.
 BAD_INPUT: tuple[type[BaseException], ...] = (
     ValueError,
-    TypeError,
-    NotImplementedError,
-    OSError,
     gym.error.Error,
-    ImportError,
+    NotImplementedError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ModuleNotFoundError,
 )
 
 
