@@ -6,35 +6,37 @@ import inspect
 import io
 import pathlib
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
-from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
-from stable_baselines3.her import HerReplayBuffer
-from torch.utils import _pytree as pytree
 
+from rainbow_ext.arguments import (
+    check_options,
+    check_prioritized,
+    check_replay_buffer_kwargs,
+    check_storage_kind,
+    check_switches,
+    merge_head_options,
+    not_n_step_message,
+)
 from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
 from rainbow_ext.buffers.n_step import DictNStepReplayBuffer, end_stored_episodes
 from rainbow_ext.buffers.prioritized import (
     PrioritizedDictReplayBuffer,
     PrioritizedReplayBuffer,
-    PrioritizedSampling,
-    check_unit_interval,
 )
-from rainbow_ext.cuda_graphs import CapturedFunction, with_index
 from rainbow_ext.layers import built_noisy_weights
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
+from rainbow_ext.stepping import GradientSteps, clip_grad_norm, flushed_denormals
 
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
@@ -50,7 +52,7 @@ def _head_option(name: str) -> property:
     return property(lambda self: self.policy_kwargs[name], doc=f"``{name}``, as passed to the policy")
 
 
-class Rainbow(DQN):
+class Rainbow(GradientSteps, DQN):
     """
     Rainbow: Combining Improvements in Deep Reinforcement Learning (Hessel et al. 2018),
     https://arxiv.org/abs/1710.02298
@@ -152,8 +154,8 @@ class Rainbow(DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        _check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage, buffer_size, batch_size)
-        _check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
+        check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage, buffer_size, batch_size)
+        check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
         head_options = dict(
             dueling=dueling,
             noisy=noisy,
@@ -163,8 +165,8 @@ class Rainbow(DQN):
             v_min=float(v_min),
             v_max=float(v_max),
         )
-        policy_kwargs = _merge_head_options(policy_kwargs, head_options)
-        _check_replay_buffer_kwargs(replay_buffer_kwargs, n_steps, gamma)
+        policy_kwargs = merge_head_options(policy_kwargs, head_options)
+        check_replay_buffer_kwargs(replay_buffer_kwargs, n_steps, gamma)
         if env is not None:
             env = maybe_make_env(env, verbose)
             if not isinstance(env.action_space, spaces.Discrete):
@@ -210,16 +212,9 @@ class Rainbow(DQN):
         self.per_alpha = per_alpha
         self.per_beta0 = per_beta0
         self.per_eps = per_eps
-        if frame_storage not in (None, True, False):
-            raise ValueError(f"frame_storage must be None (automatic), True or False, got {frame_storage!r}")
+        check_switches(frame_storage, cuda_graphs, flush_denormal, self.device)
         self.frame_storage = frame_storage
-        if cuda_graphs not in (None, True, False):
-            raise ValueError(f"cuda_graphs must be None (on with CUDA), True or False, got {cuda_graphs!r}")
-        if cuda_graphs and self.device.type != "cuda":
-            raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={self.device}")
         self.cuda_graphs = cuda_graphs
-        if flush_denormal not in (True, False):
-            raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
         self.flush_denormal = flush_denormal
         #: frames per observation kept by frame storage (0: off); resolved by _setup_model, saved with the model
         self.frame_stack: int | None = None
@@ -235,7 +230,7 @@ class Rainbow(DQN):
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
         elif is_dict and self.n_steps > 1 and self.replay_buffer_class is None:
             self.replay_buffer_class = DictNStepReplayBuffer  # SB3 has no n-step buffer for Dict observations
-        _check_storage_kind(self.replay_buffer_class, is_dict, self.optimize_memory_usage)
+        check_storage_kind(self.replay_buffer_class, is_dict, self.optimize_memory_usage)
         if self.frame_stack is None:
             self.frame_stack = self._resolve_frame_stack()
         if self.frame_stack and self.replay_buffer_class is None:
@@ -247,7 +242,7 @@ class Rainbow(DQN):
             # Any n-step buffer gets them here, without the misleading warning.
             self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
         elif self.replay_buffer_class is not None and self.n_steps > 1:
-            raise ValueError(_not_n_step_message(self.replay_buffer_class, self.n_steps))
+            raise ValueError(not_n_step_message(self.replay_buffer_class, self.n_steps))
         if self.frame_stack and self.replay_buffer is None:
             assert self.replay_buffer_class is not None
             self.replay_buffer = frame_stack_buffer(
@@ -266,32 +261,7 @@ class Rainbow(DQN):
             super()._setup_model()
         self._train_stats = th.zeros(len(TRAIN_STATS), device=self.device)
         self._train_stats_count = 0
-        # CUDA graphs: the last step's sampled indices, and the event after which its priorities are on the host
-        self._pending_priorities: tuple[np.ndarray, th.cuda.Event] | None = None
-        self._priorities_pinned: th.Tensor | None = None
-        self._graphed_step: CapturedFunction | None = None
-        self._setup_cuda_graphs()
-
-    @property
-    def graphed(self) -> bool:
-        """Whether gradient steps and acting run as CUDA graphs (``cuda_graphs``, resolved for the device)."""
-        return self.cuda_graphs is not False and self.device.type == "cuda"
-
-    def _setup_cuda_graphs(self) -> None:
-        self.policy.use_cuda_graphs(self.graphed)
-        if not self.graphed:
-            return
-        # Batches are sampled on the host and reach the graph's buffers through pinned memory, without blocking.
-        if self.replay_buffer is not None:
-            self.replay_buffer.device = th.device("cpu")
-        if "capturable" not in self.policy.optimizer.defaults:
-            warnings.warn(
-                f"{type(self.policy.optimizer).__name__} cannot be captured in a CUDA graph (no capturable option): "
-                "gradient steps run eagerly, acting still runs as a CUDA graph",
-                stacklevel=2,
-            )
-            return
-        self._graphed_step = CapturedFunction(self._gradient_step, self._step_tensors, self.device, restore=True)
+        self._setup_gradient_steps()
 
     def _resolve_frame_stack(self) -> int:
         """Frames per observation for frame storage, from ``frame_storage`` and the env (0: off)."""
@@ -415,7 +385,7 @@ class Rainbow(DQN):
             for p in params:
                 p.grad = None
         loss.backward()
-        _clip_grad_norm(params, self.max_grad_norm)
+        clip_grad_norm(params, self.max_grad_norm)
         self.policy.optimizer.step()
         with th.no_grad():
             self._train_stats.add_(th.stack([loss.detach(), q_taken.mean(), errors.mean()]))
@@ -426,49 +396,6 @@ class Rainbow(DQN):
         submodule (the target network's too) on each gradient step, for the same norm."""
         return [p for group in self.policy.optimizer.param_groups for p in group["params"]]
 
-    def _step_tensors(self) -> list[th.Tensor]:
-        """Everything a gradient step reads or writes besides its batch (for CUDA graph capture)."""
-        self._prepare_optimizer()
-        optimizer = self.policy.optimizer
-        tensors = [*self.policy.parameters(), *self.policy.buffers(), self._train_stats]
-        tensors += [p.grad for p in self._optimized() if p.grad is not None]
-        for group in optimizer.param_groups:
-            tensors += [group["lr"]] if isinstance(group["lr"], th.Tensor) else []
-            for p in group["params"]:
-                tensors += [v for v in optimizer.state.get(p, {}).values() if isinstance(v, th.Tensor)]
-        return tensors
-
-    def _prepare_optimizer(self) -> None:
-        """Capturable with the learning rate in a device tensor (that schedules fill in place) when
-        gradient steps are CUDA graphs; as the policy built it otherwise (also after a ``load``,
-        whose saved parameter groups replace these settings)."""
-        graphed = self._graphed_step is not None
-        device = with_index(self.device)
-        for group in self.policy.optimizer.param_groups:
-            lr = group["lr"]
-            if graphed and not (isinstance(lr, th.Tensor) and lr.dtype == th.float32 and lr.device == device):
-                # fused Adam reads a CUDA learning rate as float32; one on the host would be baked in
-                group["lr"] = th.tensor(float(lr), dtype=th.float32, device=device)
-                group["capturable"] = True
-            elif not graphed and isinstance(group["lr"], th.Tensor):
-                group["lr"] = float(group["lr"])
-                group["capturable"] = self.policy.optimizer_kwargs.get("capturable", False)
-        if graphed:  # capturable optimizers keep their step count on the device
-            for state in self.policy.optimizer.state.values():
-                if isinstance(state.get("step"), th.Tensor) and state["step"].device != device:
-                    state["step"] = state["step"].to(device, th.float32)
-
-    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
-        # SB3's, except that a learning rate kept in a tensor (CUDA graphs) is filled in place.
-        learning_rate = self.lr_schedule(self._current_progress_remaining)
-        self.logger.record("train/learning_rate", learning_rate)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            for group in optimizer.param_groups:
-                if isinstance(group["lr"], th.Tensor):
-                    group["lr"].fill_(learning_rate)
-                else:
-                    group["lr"] = learning_rate
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
         self._prepare_optimizer()
@@ -477,57 +404,14 @@ class Rainbow(DQN):
         assert buffer is not None
         if self.prioritized:
             buffer.beta = self._per_beta()  # type: ignore[union-attr]
-
         for _ in range(gradient_steps):
-            data = buffer.sample(batch_size, env=self._vec_normalize_env)
-            weights = data.weights if self.prioritized else None  # type: ignore[union-attr]
-            batch = ReplayBufferSamples(*data[:6])  # type: ignore[misc]
-            if self._graphed_step is not None and self.policy.optimizer.state:
-                # a graph's inputs are tensors of fixed shapes: one-step buffers' discounts too
-                errors = self._graphed_step(batch._replace(discounts=_discounts(batch, self.gamma)), weights)
-                # The previous step's priorities, once this step is queued behind it: the device never
-                # waits for the host, and the next batch is sampled while this step runs. This batch was
-                # sampled before them either way (priorities one step late).
-                self._apply_pending_priorities()
-                if self.prioritized:
-                    self._defer_priorities(data.indices, errors)  # type: ignore[union-attr]
-                continue
-            # Eager: on the CPU, without CUDA graphs, and for the first step (it creates the optimizer's
-            # state, which capture then finds in place).
-            if _device_of(batch).type != self.device.type:
-                batch, weights = pytree.tree_map_only(th.Tensor, lambda t: t.to(self.device), (batch, weights))
-            errors = self._gradient_step(batch, weights)
-            if self.prioritized:
-                # New priorities: the per-sample loss that drives learning (C51: cross-entropy, else |TD|).
-                buffer.update_priorities(data.indices, errors)  # type: ignore[union-attr]
-
-        # The last step's priorities too: acting syncs with the device next anyway, and a priority
-        # left pending could land on a slot that new transitions have taken meanwhile.
-        self._apply_pending_priorities()
+            self._run_gradient_step(buffer.sample(batch_size, env=self._vec_normalize_env))
+        self._finish_gradient_steps()
         self._n_updates += gradient_steps
         self._train_stats_count += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if self.prioritized:
             self.logger.record("train/per_beta", buffer.beta)  # type: ignore[union-attr]
-
-    def _defer_priorities(self, indices: np.ndarray, errors: th.Tensor) -> None:
-        """Copy the step's priorities to pinned host memory without waiting; applied at the next step."""
-        pinned = self._priorities_pinned
-        if pinned is None or pinned.shape != errors.shape:
-            pinned = self._priorities_pinned = th.empty(errors.shape, dtype=errors.dtype).pin_memory()
-        pinned.copy_(errors, non_blocking=True)
-        event = th.cuda.Event()
-        event.record(th.cuda.current_stream(self.device))
-        self._pending_priorities = (np.array(indices, copy=True), event)
-
-    def _apply_pending_priorities(self) -> None:
-        if self._pending_priorities is None:
-            return
-        indices, event = self._pending_priorities
-        self._pending_priorities = None
-        event.synchronize()
-        assert self._priorities_pinned is not None
-        self.replay_buffer.update_priorities(indices, self._priorities_pinned.numpy())  # type: ignore[union-attr]
 
     def record_train_stats(self) -> None:
         """Record the means of the training statistics since the last call, then start again: one
@@ -600,152 +484,4 @@ class Rainbow(DQN):
                 tb_log_name=tb_log_name,
                 reset_num_timesteps=reset_num_timesteps,
                 progress_bar=progress_bar,
-            )
-
-
-@contextmanager
-def flushed_denormals(enabled: bool) -> Iterator[None]:
-    """Subnormal floats flushed to zero inside the block when ``enabled``, then the mode as it was. The mode
-    belongs to the calling thread: torch's intra-op worker threads keep theirs, so with more than one torch
-    thread part of the work still meets subnormals (a warning says so)."""
-    if not enabled:
-        yield
-        return
-    was_on = flushing_denormals()
-    if th.get_num_threads() > 1:
-        warnings.warn(
-            f"flush_denormal=True flushes subnormal floats in the thread that calls learn only, and torch runs "
-            f"{th.get_num_threads()} threads: work its other threads do still meets them (torch.set_num_threads(1) "
-            "for the whole effect)",
-            stacklevel=4,
-        )
-    th.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        th.set_flush_denormal(was_on)
-
-
-def flushing_denormals() -> bool:
-    """Whether this thread flushes subnormal floats to zero (a subnormal operand then reads as zero)."""
-    return bool((th.tensor([1e-39], dtype=th.float32) * 1.0).item() == 0.0)
-
-
-def _clip_grad_norm(params: list[th.Tensor], max_norm: float) -> None:
-    """SB3's ``clip_grad_norm_``, bit for bit (the norm of the per-tensor norms, scaled by
-    ``min(1, max_norm / (norm + 1e-6))``), through torch's multi-tensor kernels on every device: on the
-    CPU, ``clip_grad_norm_`` dispatches two ops per parameter tensor."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    total = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
-    th._foreach_mul_(grads, th.clamp(max_norm / (total + 1e-6), max=1.0))
-
-
-def _discounts(data: ReplayBufferSamples, gamma: float) -> th.Tensor:
-    """The bootstrap discounts as a tensor for every batch (one-step buffers leave them to the learner)."""
-    return data.discounts if data.discounts is not None else th.full_like(data.rewards, gamma)
-
-
-def _device_of(batch: ReplayBufferSamples) -> th.device:
-    return pytree.tree_leaves(batch.observations)[0].device
-
-
-def _check_options(
-    n_steps: int,
-    noisy_sigma0: float,
-    n_atoms: int,
-    v_min: float,
-    v_max: float,
-    optimize_memory_usage: bool,
-    buffer_size: int,
-    batch_size: int,
-) -> None:
-    # SB3 would store a buffer of 0 as 1 slot, and a batch of 0 divides by zero at the first update
-    for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    if not noisy_sigma0 > 0:
-        raise ValueError(f"noisy_sigma0 must be > 0, got {noisy_sigma0!r}")
-    if not isinstance(n_atoms, int) or n_atoms < 2:
-        raise ValueError(f"n_atoms must be an integer >= 2, got {n_atoms!r}")
-    if not v_min < v_max:
-        raise ValueError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
-    if optimize_memory_usage and n_steps > 1:
-        raise ValueError("optimize_memory_usage=True needs n_steps=1: SB3's NStepReplayBuffer does not support it")
-
-
-def _check_prioritized(
-    prioritized: bool, alpha: float, beta0: float, eps: float, replay_buffer_class: type | None
-) -> None:
-    check_unit_interval("per_alpha", alpha)
-    check_unit_interval("per_beta0", beta0)
-    if not eps > 0:
-        raise ValueError(f"per_eps must be > 0, got {eps!r}")
-    if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedSampling):
-        if issubclass(replay_buffer_class, HerReplayBuffer):
-            raise ValueError(
-                "prioritized=True does not combine with HerReplayBuffer (hindsight relabelling samples its own "
-                "transitions, without priorities): pass prioritized=False and n_steps=1"
-            )
-        raise ValueError(
-            "prioritized=True needs a prioritized buffer (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer), "
-            f"got replay_buffer_class={replay_buffer_class.__name__}; or pass prioritized=False"
-        )
-
-
-def _not_n_step_message(replay_buffer_class: type, n_steps: int) -> str:
-    if issubclass(replay_buffer_class, HerReplayBuffer):
-        return f"n_steps={n_steps} does not combine with HerReplayBuffer (it relabels one-step transitions): n_steps=1"
-    return (
-        f"n_steps={n_steps} needs an n-step replay buffer (NStepReplayBuffer, DictNStepReplayBuffer or a prioritized "
-        f"one), got replay_buffer_class={replay_buffer_class.__name__}, which would ignore it; pass n_steps=1 "
-        "(a model saved that way trained one-step returns: Rainbow.load(path, n_steps=1) loads it)"
-    )
-
-
-def _check_storage_kind(replay_buffer_class: type | None, is_dict: bool, optimize_memory_usage: bool) -> None:
-    """Dict observations need dict storage and array observations array storage; SB3 would fail deep
-    inside the buffer (or assert) otherwise."""
-    if replay_buffer_class is None:
-        return
-    if is_dict and not issubclass(replay_buffer_class, DictReplayBuffer):
-        raise ValueError(
-            f"Dict observations need a Dict replay buffer, got replay_buffer_class={replay_buffer_class.__name__}; "
-            "use DictNStepReplayBuffer, PrioritizedDictReplayBuffer or SB3's DictReplayBuffer (or leave it unset)"
-        )
-    if not is_dict and issubclass(replay_buffer_class, DictReplayBuffer):
-        raise ValueError(
-            f"replay_buffer_class={replay_buffer_class.__name__} stores Dict observations, and these are not; "
-            "use NStepReplayBuffer, PrioritizedReplayBuffer or SB3's ReplayBuffer (or leave it unset)"
-        )
-    if is_dict and optimize_memory_usage:
-        raise ValueError("optimize_memory_usage=True is not available with Dict observations (SB3's Dict buffers)")
-
-
-def _merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(policy_kwargs or {})
-    if "share_features_extractor" in merged:
-        raise ValueError(
-            "policy_kwargs['share_features_extractor'] does not apply to DQN policies (SB3's DQNPolicy does not take "
-            "it either): it is an actor-critic option, and the online and target networks each need their own extractor"
-        )
-    for key in HEAD_OPTIONS:
-        if key in merged and merged[key] != head_options[key]:
-            raise ValueError(
-                f"policy_kwargs[{key!r}]={merged[key]!r} conflicts with {key}={head_options[key]!r}; "
-                f"pass {key} as a Rainbow argument only"
-            )
-    merged.update(head_options)
-    return merged
-
-
-def _check_replay_buffer_kwargs(replay_buffer_kwargs: dict[str, Any] | None, n_steps: int, gamma: float) -> None:
-    for key, value in (("n_steps", n_steps), ("gamma", gamma)):
-        if replay_buffer_kwargs and key in replay_buffer_kwargs and replay_buffer_kwargs[key] != value:
-            raise ValueError(
-                f"replay_buffer_kwargs[{key!r}]={replay_buffer_kwargs[key]!r} conflicts with {key}={value!r}; "
-                f"pass {key} as a Rainbow argument only"
             )

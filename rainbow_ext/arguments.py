@@ -1,0 +1,126 @@
+"""The checks of Rainbow's arguments, each raising a ValueError that names the argument, its value and
+what would work, before anything is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.buffers import DictReplayBuffer
+from stable_baselines3.her import HerReplayBuffer
+
+from rainbow_ext.buffers.prioritized import PrioritizedSampling, check_unit_interval
+from rainbow_ext.policies import HEAD_OPTIONS
+
+
+def check_switches(frame_storage: Any, cuda_graphs: Any, flush_denormal: Any, device: th.device) -> None:
+    """``frame_storage`` and ``cuda_graphs`` are None (automatic), True or False; ``flush_denormal`` a bool;
+    ``cuda_graphs=True`` needs the model on a CUDA device."""
+    if frame_storage not in (None, True, False):
+        raise ValueError(f"frame_storage must be None (automatic), True or False, got {frame_storage!r}")
+    if cuda_graphs not in (None, True, False):
+        raise ValueError(f"cuda_graphs must be None (on with CUDA), True or False, got {cuda_graphs!r}")
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device, got device={device}")
+    if flush_denormal not in (True, False):
+        raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
+
+
+def check_options(
+    n_steps: int,
+    noisy_sigma0: float,
+    n_atoms: int,
+    v_min: float,
+    v_max: float,
+    optimize_memory_usage: bool,
+    buffer_size: int,
+    batch_size: int,
+) -> None:
+    # SB3 would store a buffer of 0 as 1 slot, and a batch of 0 divides by zero at the first update
+    for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    if not noisy_sigma0 > 0:
+        raise ValueError(f"noisy_sigma0 must be > 0, got {noisy_sigma0!r}")
+    if not isinstance(n_atoms, int) or n_atoms < 2:
+        raise ValueError(f"n_atoms must be an integer >= 2, got {n_atoms!r}")
+    if not v_min < v_max:
+        raise ValueError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
+    if optimize_memory_usage and n_steps > 1:
+        raise ValueError("optimize_memory_usage=True needs n_steps=1: SB3's NStepReplayBuffer does not support it")
+
+
+def check_prioritized(
+    prioritized: bool, alpha: float, beta0: float, eps: float, replay_buffer_class: type | None
+) -> None:
+    check_unit_interval("per_alpha", alpha)
+    check_unit_interval("per_beta0", beta0)
+    if not eps > 0:
+        raise ValueError(f"per_eps must be > 0, got {eps!r}")
+    if prioritized and replay_buffer_class is not None and not issubclass(replay_buffer_class, PrioritizedSampling):
+        if issubclass(replay_buffer_class, HerReplayBuffer):
+            raise ValueError(
+                "prioritized=True does not combine with HerReplayBuffer (hindsight relabelling samples its own "
+                "transitions, without priorities): pass prioritized=False and n_steps=1"
+            )
+        raise ValueError(
+            "prioritized=True needs a prioritized buffer (PrioritizedReplayBuffer, PrioritizedDictReplayBuffer), "
+            f"got replay_buffer_class={replay_buffer_class.__name__}; or pass prioritized=False"
+        )
+
+
+def not_n_step_message(replay_buffer_class: type, n_steps: int) -> str:
+    if issubclass(replay_buffer_class, HerReplayBuffer):
+        return f"n_steps={n_steps} does not combine with HerReplayBuffer (it relabels one-step transitions): n_steps=1"
+    return (
+        f"n_steps={n_steps} needs an n-step replay buffer (NStepReplayBuffer, DictNStepReplayBuffer or a prioritized "
+        f"one), got replay_buffer_class={replay_buffer_class.__name__}, which would ignore it; pass n_steps=1 "
+        "(a model saved that way trained one-step returns: Rainbow.load(path, n_steps=1) loads it)"
+    )
+
+
+def check_storage_kind(replay_buffer_class: type | None, is_dict: bool, optimize_memory_usage: bool) -> None:
+    """Dict observations need dict storage and array observations array storage; SB3 would fail deep
+    inside the buffer (or assert) otherwise."""
+    if replay_buffer_class is None:
+        return
+    if is_dict and not issubclass(replay_buffer_class, DictReplayBuffer):
+        raise ValueError(
+            f"Dict observations need a Dict replay buffer, got replay_buffer_class={replay_buffer_class.__name__}; "
+            "use DictNStepReplayBuffer, PrioritizedDictReplayBuffer or SB3's DictReplayBuffer (or leave it unset)"
+        )
+    if not is_dict and issubclass(replay_buffer_class, DictReplayBuffer):
+        raise ValueError(
+            f"replay_buffer_class={replay_buffer_class.__name__} stores Dict observations, and these are not; "
+            "use NStepReplayBuffer, PrioritizedReplayBuffer or SB3's ReplayBuffer (or leave it unset)"
+        )
+    if is_dict and optimize_memory_usage:
+        raise ValueError("optimize_memory_usage=True is not available with Dict observations (SB3's Dict buffers)")
+
+
+def merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(policy_kwargs or {})
+    if "share_features_extractor" in merged:
+        raise ValueError(
+            "policy_kwargs['share_features_extractor'] does not apply to DQN policies (SB3's DQNPolicy does not take "
+            "it either): it is an actor-critic option, and the online and target networks each need their own extractor"
+        )
+    for key in HEAD_OPTIONS:
+        if key in merged and merged[key] != head_options[key]:
+            raise ValueError(
+                f"policy_kwargs[{key!r}]={merged[key]!r} conflicts with {key}={head_options[key]!r}; "
+                f"pass {key} as a Rainbow argument only"
+            )
+    merged.update(head_options)
+    return merged
+
+
+def check_replay_buffer_kwargs(replay_buffer_kwargs: dict[str, Any] | None, n_steps: int, gamma: float) -> None:
+    for key, value in (("n_steps", n_steps), ("gamma", gamma)):
+        if replay_buffer_kwargs and key in replay_buffer_kwargs and replay_buffer_kwargs[key] != value:
+            raise ValueError(
+                f"replay_buffer_kwargs[{key!r}]={replay_buffer_kwargs[key]!r} conflicts with {key}={value!r}; "
+                f"pass {key} as a Rainbow argument only"
+            )
