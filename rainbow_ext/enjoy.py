@@ -20,8 +20,10 @@ import numpy as np
 
 from rainbow_ext.envs.make import make_env
 from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.algorithms import ALGOS
 from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_INTERRUPTED, bad_input, interruptible
-from rainbow_ext.zoo.experiment import ALGOS, check_device, find_run_model, load_first_readable
+from rainbow_ext.zoo.experiment import check_device
+from rainbow_ext.zoo.models import find_run_model, load_first_readable
 
 
 def parser() -> argparse.ArgumentParser:

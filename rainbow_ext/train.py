@@ -22,8 +22,10 @@ from pathlib import Path
 
 from rainbow_ext.envs.atari import VEC_ENV_KINDS
 from rainbow_ext.zoo import config as cfg
+from rainbow_ext.zoo.algorithms import ALGOS
 from rainbow_ext.zoo.errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, bad_input, interruptible
-from rainbow_ext.zoo.experiment import ALGOS, SaveError, TrainOptions, prepare_run, train_run
+from rainbow_ext.zoo.experiment import SaveError, prepare_run, train_run
+from rainbow_ext.zoo.options import TrainOptions
 
 
 def parser() -> argparse.ArgumentParser:

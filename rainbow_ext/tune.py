@@ -24,8 +24,8 @@ import argparse
 import sys
 
 from rainbow_ext.zoo import config as cfg
+from rainbow_ext.zoo.algorithms import ALGOS
 from rainbow_ext.zoo.errors import BAD_INPUT, bad_input, interruptible
-from rainbow_ext.zoo.experiment import ALGOS
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS
 from rainbow_ext.zoo.tuning import PRUNERS, SAMPLERS, TuneOptions, prepare, run_study
 

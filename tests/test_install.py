@@ -35,7 +35,8 @@ def test_the_wheel_ships_configs_and_search_spaces(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {f"rainbow_ext/zoo_configs/{name}.yml" for name in ("rainbow", "qrdqn", "rainbow_der")}
     spaces = {f"rainbow_ext/tuning/{name}.py" for name in ("rainbow", "qrdqn")}
-    assert configs | spaces | {"rainbow_ext/data/atari_human_random.csv", "rainbow_ext/zoo/experiment.py"} <= names
+    shipped = {"rainbow_ext/data/atari_human_random.csv", "rainbow_ext/zoo/experiment.py", "rainbow_ext/zoo/resume.py"}
+    assert configs | spaces | shipped <= names
     assert not any(name.startswith(("zoo_configs/", "tuning/", "tests/")) for name in names)
 
 

@@ -18,8 +18,9 @@ from rainbow_ext import DataEfficientTrunk, Rainbow
 from rainbow_ext.enjoy import main as enjoy_main
 from rainbow_ext.train import main
 from rainbow_ext.zoo import config as cfg
+from rainbow_ext.zoo.algorithms import algo_class
 from rainbow_ext.zoo.config import CONFIG_DIR
-from rainbow_ext.zoo.experiment import algo_class, resolve_run, zoo_config
+from rainbow_ext.zoo.resolution import resolve_run, zoo_config
 
 # Small CartPole runs: the config's schedule, with fewer gradient steps per collection.
 FAST = ["train_freq:16", "gradient_steps:2", "learning_starts:200"]

@@ -1,7 +1,12 @@
 """The experiment layer under the commands: a small, typed rl-zoo3.
 
-- :mod:`~rainbow_ext.zoo.experiment`: the algorithm registry, :class:`RunConfig`, ``resolve_run``,
-  ``build_model`` and ``train_run`` (one run of ``python -m rainbow_ext.train``);
+- :mod:`~rainbow_ext.zoo.algorithms`: the algorithm registry (``ALGOS``: every preset, QR-DQN, SB3's DQN);
+- :mod:`~rainbow_ext.zoo.resolution`: :class:`RunConfig` and ``resolve_run`` (a config entry, a preset and
+  overrides, checked and merged);
+- :mod:`~rainbow_ext.zoo.models`, :mod:`~rainbow_ext.zoo.resume`, :mod:`~rainbow_ext.zoo.callbacks`,
+  :mod:`~rainbow_ext.zoo.options`: a run's model, its continuation (``-i``), its callbacks, its flags;
+- :mod:`~rainbow_ext.zoo.experiment`: ``prepare_run`` and ``train_run`` (one run of ``python -m
+  rainbow_ext.train``);
 - :mod:`~rainbow_ext.zoo.config`: config files in rl-zoo3's YAML layout, ``-params``, and
   ``apply_preset``, the one place where a preset, a config entry and overrides combine;
 - :mod:`~rainbow_ext.zoo.tuning` and :mod:`~rainbow_ext.zoo.ablation`: Optuna studies and grids;
@@ -14,18 +19,12 @@
 The commands (``python -m rainbow_ext.train|enjoy|tune|ablate``) only parse arguments and call these.
 """
 
+from rainbow_ext.zoo.algorithms import ALGOS, algo_class
 from rainbow_ext.zoo.errors import UsageError
-from rainbow_ext.zoo.experiment import (
-    ALGOS,
-    RunConfig,
-    TrainOptions,
-    algo_class,
-    build_model,
-    prepare_run,
-    resolve_run,
-    train_run,
-    zoo_config,
-)
+from rainbow_ext.zoo.experiment import prepare_run, train_run
+from rainbow_ext.zoo.models import build_model
+from rainbow_ext.zoo.options import TrainOptions
+from rainbow_ext.zoo.resolution import RunConfig, resolve_run, zoo_config
 
 __all__ = [
     "ALGOS",

@@ -27,8 +27,12 @@ from rainbow_ext.envs.make import check_env_id
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.algorithms import ALGOS
 from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED, UsageError
-from rainbow_ext.zoo.experiment import ALGOS, TrainOptions, prepare_run, resolve_run, resume_point, train_run
+from rainbow_ext.zoo.experiment import prepare_run, train_run
+from rainbow_ext.zoo.options import TrainOptions
+from rainbow_ext.zoo.resolution import resolve_run
+from rainbow_ext.zoo.resume import resume_point
 from rainbow_ext.zoo.studies import open_storage
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")

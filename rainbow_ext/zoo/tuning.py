@@ -33,8 +33,11 @@ from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
+from rainbow_ext.zoo.algorithms import check_algo
 from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED
-from rainbow_ext.zoo.experiment import RunConfig, build_model, check_algo, check_device, resolve_run
+from rainbow_ext.zoo.experiment import check_device
+from rainbow_ext.zoo.models import build_model
+from rainbow_ext.zoo.resolution import RunConfig, resolve_run
 from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
 
 TUNING_DIR = cfg.shipped_folder("rainbow_ext.tuning", "tuning")
