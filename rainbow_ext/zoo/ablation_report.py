@@ -234,13 +234,25 @@ def write_report(study: Any, folder: Path) -> list[Path]:
         plot_curves(finished, variants, envs, folder / "curves.png")
         plot_finals(summary, variants, envs, folder / "final_scores.png")
         written += [folder / "curves.png", folder / "final_scores.png"]
+    report = report_lines(grid, len(finished), summary, improved)
+    write_atomically(folder / "report.md", lambda tmp: tmp.write_text("\n".join(report)))
+    written.append(folder / "report.md")
+    return written
+
+
+Rows = list[dict[str, Any]]
+
+
+def report_lines(grid: dict[str, Any], finished: int, summary: Rows, improved: Rows) -> list[str]:
+    """report.md: what the grid ran, the summary table, the probabilities of improvement and the plots."""
+    variants, envs = grid["variants"], grid["envs"]
     total = len(variants) * len(envs) * len(grid["seeds"])
     report = [
         "# Ablation report",
         "",
         f"- Variants: {', '.join(variants)}",
         f"- Envs: {', '.join(envs)}",
-        f"- Seeds: {', '.join(map(str, grid['seeds']))}; runs finished: {len(finished)} of {total}",
+        f"- Seeds: {', '.join(map(str, grid['seeds']))}; runs finished: {finished} of {total}",
         f"- Steps per run: {grid['n_timesteps'] or 'the config default'}; evaluation every {grid['eval_freq']:,} "
         f"steps, {grid['eval_episodes']} deterministic episodes",
         f"- Overrides: {' '.join(grid['params']) or 'none'}",
@@ -269,6 +281,4 @@ def write_report(study: Any, folder: Path) -> list[Path]:
         ]
     if finished:
         report += ["![learning curves](curves.png)", "", "![final scores](final_scores.png)", ""]
-    write_atomically(folder / "report.md", lambda tmp: tmp.write_text("\n".join(report)))
-    written.append(folder / "report.md")
-    return written
+    return report
