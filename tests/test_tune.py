@@ -190,3 +190,27 @@ def test_failed_trials_give_exit_status_1_with_the_first_error(tmp_path: Path, c
     argv = ["--algo", "dqn", "--n-trials", "1", *QUICK, "-n", "300", "-f", str(tmp_path / "s")]
     assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
     assert "error: 1 trial(s) failed; the first: RuntimeError" in capsys.readouterr().err
+
+
+def test_the_rainbow_and_qrdqn_spaces_extend_the_dqn_space() -> None:
+    """tuning/dqn.py holds the DQN part (schedule and network), which SB3's DQN samples alone and the
+    Rainbow and QR-DQN spaces extend: the same draws for the shared keys, then their own."""
+    import optuna
+
+    from rainbow_ext.presets import preset_flags
+    from rainbow_ext.zoo.tuning import load_search_space, search_space_file
+
+    def sampled(algo: str, flags: dict) -> dict:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+        return load_search_space(search_space_file(algo)).sample(study.ask(), flags)
+
+    dqn = sampled("sb3-dqn", {})
+    assert search_space_file("sb3-dqn").name == "dqn.py"
+    shared = ["learning_rate", "batch_size", "buffer_size", "learning_starts", "target_update_interval", "gamma"]
+    for algo, flags in (("rainbow", preset_flags("rainbow")), ("qrdqn", {})):
+        other = sampled(algo, flags)
+        assert {k: other[k] for k in shared} == {k: dqn[k] for k in shared}, algo
+        assert other["policy_kwargs"]["net_arch"] == dqn["policy_kwargs"]["net_arch"]
+    assert set(sampled("qrdqn", {})["policy_kwargs"]) == {"net_arch", "n_quantiles"}
+    rainbow = sampled("rainbow", preset_flags("rainbow"))
+    assert {"n_steps", "per_alpha", "noisy_sigma0", "n_atoms"} <= set(rainbow) and "exploration_fraction" not in rainbow

@@ -1,4 +1,5 @@
-"""Search space of `python -m rainbow_ext.tune` for every Rainbow preset.
+"""Search space of `python -m rainbow_ext.tune` for every Rainbow preset: the DQN space (`tuning/dqn.py`)
+extended by Adam's eps and the parameters of the components that are on.
 
 `sample(trial, flags)` returns constructor arguments for one trial. The preset's component flags are
 fixed (they are constructor arguments, not policy_kwargs, so sampling cannot drop them), and only the
@@ -13,30 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from rainbow_ext.tuning.dqn import sample_dqn_params, sample_exploration
 
 from rainbow_ext.zoo.config import explores_with_epsilon, n_step_on
 
-NET_ARCHS = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
-
 
 def sample(trial: optuna.Trial, flags: dict[str, Any]) -> dict[str, Any]:
-    train_freq = trial.suggest_categorical("train_freq", [1, 4, 8, 16, 64, 256])
-    # gradient steps per collection, as a fraction of the steps collected (rl-zoo3's subsample_steps)
-    subsample = trial.suggest_categorical("subsample_steps", [1, 2, 4, 8])
-    params: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
-        "buffer_size": trial.suggest_categorical("buffer_size", [10_000, 50_000, 100_000, 1_000_000]),
-        "learning_starts": trial.suggest_categorical("learning_starts", [0, 1_000, 5_000, 20_000]),
-        "target_update_interval": trial.suggest_categorical("target_update_interval", [1, 10, 100, 1_000, 8_000]),
-        "gamma": trial.suggest_categorical("gamma", [0.95, 0.98, 0.99, 0.995, 0.999]),
-        "train_freq": train_freq,
-        "gradient_steps": max(train_freq // subsample, 1),
-        "policy_kwargs": {
-            "net_arch": NET_ARCHS[trial.suggest_categorical("net_arch", list(NET_ARCHS))],
-            "optimizer_kwargs": {"eps": trial.suggest_float("adam_eps", 1e-8, 1e-2, log=True)},
-        },
-    }
+    params = sample_dqn_params(trial)
+    params["policy_kwargs"]["optimizer_kwargs"] = {"eps": trial.suggest_float("adam_eps", 1e-8, 1e-2, log=True)}
     if n_step_on(flags):
         params["n_steps"] = trial.suggest_categorical("n_steps", [2, 3, 5, 10])
     if flags.get("prioritized"):
@@ -45,8 +30,7 @@ def sample(trial: optuna.Trial, flags: dict[str, Any]) -> dict[str, Any]:
     if not explores_with_epsilon(flags):
         params["noisy_sigma0"] = trial.suggest_float("noisy_sigma0", 0.05, 1.0, log=True)
     else:
-        params["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.0, 0.5)
-        params["exploration_final_eps"] = trial.suggest_float("exploration_final_eps", 0.0, 0.2)
+        params.update(sample_exploration(trial))
     if flags.get("distributional"):
         params["n_atoms"] = trial.suggest_categorical("n_atoms", [21, 51, 101])
         v_max = trial.suggest_categorical("v_max", [10.0, 50.0, 100.0, 200.0, 500.0])

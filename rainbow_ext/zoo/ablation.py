@@ -33,7 +33,14 @@ from rainbow_ext.zoo.experiment import prepare_run, train_run
 from rainbow_ext.zoo.options import TrainOptions
 from rainbow_ext.zoo.resolution import resolve_run
 from rainbow_ext.zoo.resume import resume_point
-from rainbow_ext.zoo.studies import open_storage
+from rainbow_ext.zoo.studies import (
+    create_or_join,
+    failed_since,
+    open_storage,
+    recording_errors,
+    report_failures,
+    storage_url,
+)
 
 DEFAULT_VARIANTS = ("rainbow", *(name for name in PRESETS if name.startswith("rainbow-no-")), "dqn")
 GRID_FILE = "grid.yml"
@@ -145,15 +152,9 @@ def conf_file_map(given: list[str], variants: list[str]) -> dict[str, str]:
     return files
 
 
-def storage_url(storage: str | None, folder: Path) -> str:
-    return storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-
-
 def open_study(url: str, name: str, grid: Grid) -> Any:
     """Create or load the study; a study holding a different grid is an error naming the difference."""
-    import optuna
-
-    study = optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize", load_if_exists=True)
+    study, _ = create_or_join(name, url)
     saved = study.user_attrs.get("grid")
     if saved is not None and grid.added_seeds(saved) and categorical_seeds(study):
         raise ValueError(
@@ -222,15 +223,7 @@ def run_folder(folder: Path, variant: str, env_id: str, seed: int) -> Path:
 def objective(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
     """One run of the grid, through ``python -m rainbow_ext.train``'s code; an error is recorded on the
     trial (``error``) before the trial fails."""
-    import optuna
-
-    try:
-        return run_grid_point(trial, folder, track)
-    except (optuna.TrialPruned, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-        raise
+    return recording_errors(trial, lambda: run_grid_point(trial, folder, track))
 
 
 def run_grid_point(trial: Any, folder: Path, track: dict[str, Any] | None) -> float:
@@ -434,17 +427,8 @@ def run_ablation(
         done, _ = progress(study)
         if done < total:
             print(f"{done}/{total} runs finished (others failed or run elsewhere); the report covers those")
-        failed = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state.name == "FAIL"
-            and t.datetime_start is not None
-            and t.datetime_start >= started
-            and t.user_attrs.get("host") == socket.gethostname()
-        ]
-        if failed:
-            first = failed[0].user_attrs.get("error", "no error recorded")
-            print(f"error: {len(failed)} run(s) failed; the first: {first}", file=sys.stderr)
+        failed = failed_since(study, started, this_host=True)
+        report_failures(failed, "run(s)")
 
     from rainbow_ext.zoo.ablation_report import write_report
 

@@ -1,12 +1,13 @@
 """Hyperparameter studies of ``python -m rainbow_ext.tune``: rl-zoo3's optimize on Optuna.
 
 Each trial samples from the search space of its algo (``tuning/rainbow.py`` for every preset, whose
-component flags stay fixed; ``tuning/qrdqn.py``), trains on the config entry of the env with the
-sample merged in and ``-params`` over both, evaluates ``n_evaluations`` times and reports each to the
-pruner; its value is the last evaluation's mean return (averaged over ``seeds_per_trial`` seeds).
-Trials that diverge (NaN or infinite weights or returns) are pruned, never best. The study lives in
-a local SQLite file by default, or in a shared storage (PostgreSQL) that workers on several machines
-join; ``n_trials`` counts finished trials of the whole study.
+component flags stay fixed; ``tuning/qrdqn.py``; ``tuning/dqn.py`` for SB3's DQN, which the other two
+extend), trains on the config entry of the env with the sample merged in and ``-params`` over both,
+evaluates ``n_evaluations`` times and reports each to the pruner; its value is the last evaluation's
+mean return (averaged over ``seeds_per_trial`` seeds). Trials that diverge (NaN or infinite weights or
+returns) are pruned, never best. The study lives in a local SQLite file by default, or in a shared
+storage (PostgreSQL) that workers on several machines join; ``n_trials`` counts finished trials of the
+whole study.
 """
 
 from __future__ import annotations
@@ -34,11 +35,19 @@ from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.algorithms import check_algo
-from rainbow_ext.zoo.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from rainbow_ext.zoo.errors import EXIT_INTERRUPTED
 from rainbow_ext.zoo.experiment import check_device
 from rainbow_ext.zoo.models import build_model
 from rainbow_ext.zoo.resolution import RunConfig, resolve_run
-from rainbow_ext.zoo.studies import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage
+from rainbow_ext.zoo.studies import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    create_or_join,
+    failed_since,
+    recording_errors,
+    report_failures,
+    storage_url,
+)
 
 TUNING_DIR = cfg.shipped_folder("rainbow_ext.tuning", "tuning")
 SAMPLERS = ("tpe", "random", "cmaes")
@@ -77,7 +86,7 @@ class TuneOptions:
 
 
 def search_space_file(algo: str) -> Path:
-    return TUNING_DIR / ("qrdqn.py" if algo == "qrdqn" else "rainbow.py")
+    return TUNING_DIR / {"qrdqn": "qrdqn.py", "sb3-dqn": "dqn.py"}.get(algo, "rainbow.py")
 
 
 def load_search_space(path: Path) -> ModuleType:
@@ -148,36 +157,39 @@ class ReportingEval(EvalCallback):
         return continue_training
 
 
-def objective(trial: Any, setup: dict[str, Any]) -> float:
+@dataclass
+class TrialContext:
+    """What every trial of a study reads: the resolved run, the command's options, the search space, the
+    study's folder, and the ``-params`` values fixed for every trial."""
+
+    run: RunConfig
+    args: TuneOptions
+    space: ModuleType
+    folder: Path
+    fixed: dict[str, Any]
+
+
+def objective(trial: Any, context: TrialContext) -> float:
     """A trial's value; an error is recorded on the trial (``error``) before the trial fails."""
+    return recording_errors(trial, lambda: trial_value(trial, context))
+
+
+def trial_value(trial: Any, context: TrialContext) -> float:
     import optuna
 
-    try:
-        return trial_value(trial, setup)
-    except (optuna.TrialPruned, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-        raise
-
-
-def trial_value(trial: Any, setup: dict[str, Any]) -> float:
-    import optuna
-
-    run: RunConfig = setup["run"]
-    args = setup["args"]
+    run, args = context.run, context.args
     if counted_trials(trial.study, before=trial.number) >= args.n_trials:
         trial.set_user_attr("surplus", True)  # another worker finished the last trial first
         raise optuna.TrialPruned("the study has its trials")
     flags = {key: value for key, value in run.hyperparams.items() if key in PRESETS.get(run.algo, {})}
-    sampled = setup["space"].sample(trial, flags)
+    sampled = context.space.sample(trial, flags)
     # the config entry, the sample over it, and -params over both (fixed for every trial)
-    hyperparams = merge(merge(run.hyperparams, sampled), setup["fixed"])
+    hyperparams = merge(merge(run.hyperparams, sampled), context.fixed)
     trial.set_user_attr("hyperparams", cfg.to_yaml_value(hyperparams))
     finals = []
     for index in range(args.seeds_per_trial):
         seed = args.seed + index
-        final = train_one(trial, run, hyperparams, seed, index * args.n_evaluations, args, setup)
+        final = train_one(trial, context, hyperparams, seed, index * args.n_evaluations)
         finals.append(final)
     value = float(np.mean(finals))
     if not math.isfinite(value):
@@ -185,11 +197,11 @@ def trial_value(trial: Any, setup: dict[str, Any]) -> float:
     return value
 
 
-def train_one(
-    trial: Any, run: RunConfig, hyperparams: dict[str, Any], seed: int, offset: int, args: TuneOptions, setup: dict
-) -> float:
+def train_one(trial: Any, context: TrialContext, hyperparams: dict[str, Any], seed: int, offset: int) -> float:
+    """One seed of a trial: its final evaluation, reported to the pruner at every evaluation."""
     import optuna
 
+    run, args = context.run, context.args
     env = run.make_env(seed=seed)
     eval_env = run.make_eval_env(n_envs=1, seed=seed + 10_000)
     try:
@@ -207,7 +219,7 @@ def train_one(
         if args.track:
             from rainbow_ext.zoo.tracking import start_run
 
-            trial_dir = Path(setup["folder"]) / "trials" / f"trial_{trial.number}_seed_{seed}"
+            trial_dir = context.folder / "trials" / f"trial_{trial.number}_seed_{seed}"
             trial_dir.mkdir(parents=True, exist_ok=True)
             wandb_run, wandb_callback = start_run(
                 {"trial": trial.number, "seed": seed, "hyperparams": cfg.to_yaml_value(hyperparams)},
@@ -293,20 +305,10 @@ def sampler_seed(args: TuneOptions, created: bool) -> int:
 
 
 def open_study(args: TuneOptions, url: str, signature: dict[str, Any]) -> Any:
-    import optuna
-
-    storage = open_storage(url, args.heartbeat_interval, args.grace_period)
+    """Create or join the study; one that searched differently (another entry or search space) is refused."""
+    assert args.study_name is not None
     pruner = make_pruner(args.pruner, args.n_startup_trials, args.n_evaluations)
-    try:  # created here, or joined: the storage's unique study name decides between racing workers
-        study = optuna.create_study(study_name=args.study_name, storage=storage, pruner=pruner, direction="maximize")
-        created = True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=args.study_name, storage=storage, pruner=pruner)
-        created = False
-    except ValueError as error:
-        raise ValueError(f"study {args.study_name!r}: {error}") from error
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise ValueError(f"study {args.study_name!r} in {url} minimizes; this command maximizes the return")
+    study, created = create_or_join(args.study_name, url, pruner, args.heartbeat_interval, args.grace_period)
     saved = study.user_attrs.get("signature")
     if saved is None:
         study.set_user_attr("signature", signature)
@@ -379,7 +381,7 @@ def prepare(args: TuneOptions) -> tuple[RunConfig, Path, str, Any, ModuleType]:
     runs.check_writable(folder)
     space_file = search_space_file(args.algo)
     space = load_search_space(space_file)
-    url = args.storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    url = storage_url(args.storage, folder)
     if args.storage is None:
         folder.mkdir(parents=True, exist_ok=True)
     fixed = {key: value for key, value in run.hyperparams.items() if key in args.params}  # -params, resolved
@@ -397,14 +399,14 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
     optuna.logging.set_verbosity(optuna.logging.INFO)
     print(f"study {args.study_name!r} on {url}: {counted_trials(study)} of {args.n_trials} trials finished")
     fixed = {key: value for key, value in run.hyperparams.items() if key in args.params}  # -params, resolved
-    setup = {"run": run, "args": args, "space": space, "folder": str(folder), "fixed": fixed}
+    context = TrialContext(run, args, space, folder, fixed)
     stop_at_total = optuna.study.MaxTrialsCallback(
         args.n_trials, states=tuple(optuna.trial.TrialState[s] for s in COUNTED)
     )
     try:
         if counted_trials(study) < args.n_trials:
             study.optimize(
-                lambda trial: objective(trial, setup),
+                lambda trial: objective(trial, context),
                 n_trials=args.n_trials,
                 n_jobs=args.n_jobs,
                 callbacks=[stop_at_total],
@@ -415,16 +417,7 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
         report(study, run, folder, args)
         return EXIT_INTERRUPTED
     status = report(study, run, folder, args)
-    failed = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.name == "FAIL" and t.datetime_start is not None and t.datetime_start >= started
-    ]
-    if failed:
-        first = failed[0].user_attrs.get("error", "no error recorded")
-        print(f"error: {len(failed)} trial(s) failed; the first: {first}", file=sys.stderr)
-        return EXIT_FAILED
-    return status
+    return report_failures(failed_since(study, started), "trial(s)") or status
 
 
 def report(study: Any, run: RunConfig, folder: Path, args: TuneOptions) -> int:
