@@ -1,13 +1,9 @@
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch as th
 from stable_baselines3.common import base_class, buffers, save_util
 
-# Probe environments and helpers live beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
 # Tiny networks: one thread is fastest and keeps timings independent of the machine's core count.
 th.set_num_threads(1)
 

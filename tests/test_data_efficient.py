@@ -13,12 +13,12 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
-from test_pixel_probe import GAMMA, PixelChain
 
 from rainbow_ext import DataEfficientTrunk, Rainbow
 from rainbow_ext.layers import NatureCNNTrunk, noise_disabled
 from rainbow_ext.zoo import zoo_config
 from rainbow_ext.zoo.config import CONFIG_DIR, ConfigError, import_object, parse_policy_kwargs
+from tests.helpers.probes import GAMMA, PixelChain
 
 
 def image_space(channels: int, height: int, width: int) -> spaces.Box:

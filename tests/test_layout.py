@@ -125,3 +125,14 @@ def test_importing_the_package_loads_nothing_and_leaves_ctrl_c_alone() -> None:
     assert out[0] == "[] True"
     assert out[1] == "rainbow_ext.rainbow rainbow_ext.layers True"
     assert set(rainbow_ext.__all__) == {*rainbow_ext._EXPORTS, "__version__"}
+
+
+def test_tests_are_laid_out_like_the_package() -> None:
+    """tests/<sub>/ for each subpackage rainbow_ext/<sub>/ (tests/helpers/ holds what tests share), imported
+    as packages: no test edits sys.path."""
+    tests = Path(__file__).parent
+    for folder in (p for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
+        assert (folder / "__init__.py").is_file(), folder
+        assert folder.name == "helpers" or (PACKAGE / folder.name / "__init__.py").is_file(), folder
+    edits = [p.name for p in tests.rglob("*.py") if "sys.path.insert" in p.read_text() and p != Path(__file__)]
+    assert not edits

@@ -3,44 +3,13 @@ SB3's VecFrameStack, frame storage, the Nature convolutions of CnnPolicy, 3-step
 replay, C51, noisy and dueling heads. Full Rainbow must learn the four-step chain's values,
 V(step k) = gamma^(3 - k), from pixels, as tests/test_probes.py asks of vector observations."""
 
-from typing import Any
-
-import gymnasium as gym
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from rainbow_ext import PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.layers import NatureCNNTrunk, noise_disabled
-
-GAMMA = 0.8  # values 0.51, 0.64, 0.8, 1: a network blind to the frames is off by 0.2 or more
-SIZE = 36  # the Nature convolutions' smallest input
-
-
-class PixelChain(gym.Env):
-    """Four steps with reward 1 at the end; step k shows a bright 12x12 block in the k-th quarter of
-    the frame (column 9k), on a dark frame. The agent's two actions change nothing."""
-
-    def __init__(self) -> None:
-        self.observation_space = spaces.Box(0, 255, shape=(SIZE, SIZE, 1), dtype=np.uint8)
-        self.action_space = spaces.Discrete(2)
-        self._step = 0
-
-    def _frame(self) -> np.ndarray:
-        frame = np.full((SIZE, SIZE, 1), 20, dtype=np.uint8)
-        frame[12:24, 9 * self._step : 9 * self._step + 9] = 230
-        return frame
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        self._step = 0
-        return self._frame(), {}
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self._step += 1
-        done = self._step == 4
-        return self._frame(), float(done), done, False, {}
+from tests.helpers.probes import GAMMA, PixelChain
 
 
 def test_full_rainbow_learns_a_chains_values_from_stacked_frames() -> None:

@@ -1,12 +1,12 @@
-"""Every preset learns the value of every probe environment (tests/probes.py) to within TOLERANCE."""
+"""Every preset learns the value of every probe environment (tests/helpers/probes.py) to within TOLERANCE."""
 
 import numpy as np
 import pytest
 import torch as th
-from probes import PROBES, expected_q
 
 from rainbow_ext import PRESETS, Rainbow
 from rainbow_ext.layers import noise_disabled
+from tests.helpers.probes import PROBES, expected_q
 
 GAMMA = 0.9
 TOLERANCE = 0.1  # max |Q - Q*| over the probe's observations and actions, noise off

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
-from streams import frame_stack_vec_env, irregular_stream, vec_env_stream
 
 from rainbow_ext import PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.buffers.frame_storage import FrameStackStorage, frame_stack_buffer
+from tests.helpers.streams import frame_stack_vec_env, irregular_stream, vec_env_stream
 
 ACT = spaces.Discrete(3)
 

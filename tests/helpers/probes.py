@@ -130,3 +130,33 @@ def expected_q(probe: type[_Probe], gamma: float) -> tuple[np.ndarray, np.ndarra
 
 
 PROBES = [ConstantReward, ObservedReward, TwoStep, ActionReward, MatchObservation, Chain]
+
+
+# The pixel probe (tests/test_pixel_probe.py, tests/test_data_efficient.py)
+GAMMA = 0.8  # values 0.51, 0.64, 0.8, 1: a network blind to the frames is off by 0.2 or more
+SIZE = 36  # the Nature convolutions' smallest input
+
+
+class PixelChain(gym.Env):
+    """Four steps with reward 1 at the end; step k shows a bright 12x12 block in the k-th quarter of
+    the frame (column 9k), on a dark frame. The agent's two actions change nothing."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0, 255, shape=(SIZE, SIZE, 1), dtype=np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self._step = 0
+
+    def _frame(self) -> np.ndarray:
+        frame = np.full((SIZE, SIZE, 1), 20, dtype=np.uint8)
+        frame[12:24, 9 * self._step : 9 * self._step + 9] = 230
+        return frame
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._step = 0
+        return self._frame(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self._step += 1
+        done = self._step == 4
+        return self._frame(), float(done), done, False, {}

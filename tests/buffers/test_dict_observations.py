@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from probes import Chain, expected_q
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.her import HerReplayBuffer
-from streams import irregular_stream
 
 from rainbow_ext import DictNStepReplayBuffer, PrioritizedDictReplayBuffer, PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.layers import noise_disabled
+from tests.helpers.probes import Chain, expected_q
+from tests.helpers.streams import irregular_stream
 
 BOX = spaces.Box(0, 255, shape=(2, 3, 3), dtype=np.uint8)
 DICT = spaces.Dict({"x": BOX})

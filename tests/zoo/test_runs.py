@@ -15,9 +15,9 @@ import yaml
 
 from rainbow_ext import Rainbow
 from rainbow_ext.zoo import runs
+from tests.helpers.commands import FAST
 
-HERE = Path(__file__).parent
-FAST = ["train_freq:16", "gradient_steps:2", "learning_starts:200"]
+KILLED_RUN = Path(__file__).parents[1] / "helpers" / "killed_run.py"
 EVERY = "200"  # evaluations, SB3 checkpoints and resumable checkpoints, each every 200 steps
 
 
@@ -59,7 +59,7 @@ KILLS = [
 @pytest.mark.parametrize(("kind", "nth", "left"), KILLS, ids=[f"{k}-{n}" for k, n, _ in KILLS])
 def test_a_run_killed_during_a_write_keeps_the_previous_file(kind: str, nth: int, left: str, tmp_path: Path) -> None:
     log = tmp_path / "renames.log"
-    command = [sys.executable, str(HERE / "killed_run.py"), kind, str(nth), str(log), "--"]
+    command = [sys.executable, str(KILLED_RUN), kind, str(nth), str(log), "--"]
     result = subprocess.run([*command, *train_args(tmp_path, 600)], capture_output=True, text=True, timeout=600)
     assert result.returncode == -signal.SIGKILL, result.stderr  # the kill came: that write happened
     run_dir = tmp_path / "rainbow" / "CartPole-v1_1"
@@ -82,7 +82,7 @@ def test_a_run_killed_during_a_write_keeps_the_previous_file(kind: str, nth: int
     if kind == "CartPole-v1.zip":
         assert not (run_dir / "CartPole-v1.zip").exists()
     if not (kind.startswith("checkpoint") or kind == "CartPole-v1.zip"):
-        return  # continuing from a checkpoint is tested below and in test_train.py
+        return  # continuing from a checkpoint is tested below and in tests/zoo/test_experiment.py
     resumed = train("--algo", "rainbow", "-i", str(checkpoint / "model.zip"), *train_args(tmp_path, 600)[4:])
     assert resumed.returncode == 0, resumed.stderr
     check_every_file_whole(run_dir)

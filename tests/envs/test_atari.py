@@ -8,11 +8,11 @@ from scipy import stats
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
-from streams import vec_env_stream
 
 from rainbow_ext import MinAtarTrunk, NatureCNNTrunk, PrioritizedReplayBuffer, Rainbow
 from rainbow_ext.buffers.frame_storage import FrameStackStorage, frame_stack_buffer
 from rainbow_ext.envs import AleVecEnv, atari_rom, make_atari_vec_env, make_minatar_env, stack_frames
+from tests.helpers.streams import vec_env_stream
 
 N_ENVS = 2
 

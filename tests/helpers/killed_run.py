@@ -1,4 +1,4 @@
-"""``python tests/killed_run.py KIND N LOG -- <train arguments>``: ``python -m rainbow_ext.train`` that
+"""``python tests/helpers/killed_run.py KIND N LOG -- <train arguments>``: ``python -m rainbow_ext.train`` that
 SIGKILLs itself at the N-th rename onto a file named KIND (``rl_model_<steps>_steps.zip`` stands for
 SB3's numbered checkpoints). Each rename is logged to LOG first. Every file a run writes whole reaches
 its name through one rename (``os.replace`` or ``os.rename``), so this kills a run in the middle of

@@ -1,0 +1,1 @@
+"""Tests of rainbow_ext, laid out like the package."""
