@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 # On the CPU, a noisy layer of at least this many weights fed at most this many rows runs in the
-# factorised form of NoisyLinear.forward. From benchmarks/noisy_linear.py: for one row, as when
+# factorised form of NoisyLinear.forward. From benchmarks/speed/noisy_linear.py: for one row, as when
 # acting in one env, it is 1.2-1.5x faster for MinAtar's hidden layer and 1.8-2.9x for the Nature
 # network's; with 2 rows or more, or a smaller layer, building the noisy weight is mostly as fast or
 # faster. On a GPU the factorised form's two extra kernel launches would cost more than the memory
@@ -317,7 +317,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
     trunk cuts the images into patch rows once (:meth:`prepare`, fused with the conversion to float) and
     runs each convolution as one matrix product over them (:meth:`features`): the same sums as ``Conv2d``
     with the same parameters, in about half the time of the convolution kernels with their backward pass
-    at this size (``benchmarks/der_speed.py``). Elsewhere :meth:`prepare` only converts and
+    at this size (``benchmarks/speed/der_speed.py``). Elsewhere :meth:`prepare` only converts and
     :meth:`features` runs the ``Conv2d`` layers. Pixels past the last whole patch (the right and bottom
     4 rows of an 84x84 frame) are read by neither, as by ``Conv2d``.
 

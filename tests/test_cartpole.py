@@ -1,6 +1,6 @@
 """Rainbow solves CartPole-v1 with the hyperparameters that `python -m rainbow_ext.train` uses.
 
-About 7 minutes on one core, so marked slow: `python -m pytest -m slow`. benchmarks/cartpole.py
+About 7 minutes on one core, so marked slow: `python -m pytest -m slow`. benchmarks/learning/cartpole.py
 runs the same over five seeds beside SB3's DQN.
 """
 

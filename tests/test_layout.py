@@ -50,7 +50,7 @@ def test_every_import_of_the_package_resolves() -> None:
     import importlib.util
 
     missing = []
-    for path in [*PACKAGE.rglob("*.py"), *PACKAGE.parent.joinpath("benchmarks").glob("*.py")]:
+    for path in [*PACKAGE.rglob("*.py"), *PACKAGE.parent.joinpath("benchmarks").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -136,3 +136,27 @@ def test_tests_are_laid_out_like_the_package() -> None:
         assert folder.name == "helpers" or (PACKAGE / folder.name / "__init__.py").is_file(), folder
     edits = [p.name for p in tests.rglob("*.py") if "sys.path.insert" in p.read_text() and p != Path(__file__)]
     assert not edits
+
+
+def test_every_script_the_docs_quote_exists() -> None:
+    """Each ``benchmarks/...``, ``tests/...``, ``zoo_configs/...`` or ``tuning/...`` file that README.md,
+    BENCHMARKS.md, CHANGELOG.md, docs/ or benchmarks/README.md names is there (the commands they quote
+    still run what they say)."""
+    import re
+
+    repository = PACKAGE.parent
+    documents = [repository / name for name in ("README.md", "BENCHMARKS.md", "CHANGELOG.md")]
+    documents += [*repository.joinpath("docs").glob("*.md"), repository / "benchmarks" / "README.md"]
+    quoted = re.compile(r"(?<![\w./-])((?:benchmarks|tests|zoo_configs|tuning)/[\w./-]+\.(?:py|sh|yml))")
+    missing = set()
+    for document in documents:
+        for path in quoted.findall(document.read_text()):
+            base = repository / "benchmarks" if document.parent.name == "benchmarks" else repository
+            if not (repository / path).exists() and not (base / path).exists():
+                missing.add(f"{document.name}: {path}")
+    assert not missing
+    # benchmarks/README.md names its scripts relative to benchmarks/: every script is listed there
+    index = (repository / "benchmarks" / "README.md").read_text()
+    benchmarks = repository / "benchmarks"
+    scripts = {p.relative_to(benchmarks).as_posix() for p in benchmarks.glob("*/*")}
+    assert {s for s in scripts if s.endswith((".py", ".sh")) and f"`{s}`" not in index} == set()

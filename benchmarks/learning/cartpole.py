@@ -6,8 +6,8 @@ DQN), evaluated every ``--eval-freq`` steps on ``--eval-episodes`` deterministic
 mean evaluation return >= 475 at some evaluation within the budget. Prints one line per run and a
 summary table (Markdown) to paste into BENCHMARKS.md.
 
-    python benchmarks/cartpole.py --seeds 5 --jobs 2
-    python benchmarks/cartpole.py --algos rainbow sb3-dqn --conf rainbow=benchmarks/configs/cartpole_tuned.yml
+    python benchmarks/learning/cartpole.py --seeds 5 --jobs 2
+    python benchmarks/learning/cartpole.py --algos rainbow sb3-dqn --conf rainbow=benchmarks/configs/cartpole_tuned.yml
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Contenders, each giving (n_envs, 4, 84, 84) uint8 observations of the same game:
 Rounds alternate the contenders; the table gives each one's median over rounds, and the ratios
 adapter/raw and adapter/subproc.
 
-    python benchmarks/atari_env_throughput.py --game ALE/Breakout-v5 --n-envs 8 --steps 2000 --rounds 5
+    python benchmarks/speed/atari_env_throughput.py --game ALE/Breakout-v5 --n-envs 8 --steps 2000 --rounds 5
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ encoder alone: the patch products of ``DataEfficientTrunk`` against ``nn.Conv2d`
 On a GPU (``--procs N``): each contender runs N processes at once on the device; the table gives the
 median over processes and their sum.
 
-    python benchmarks/der_speed.py --device cpu --rounds 5 --steps 1000
-    python benchmarks/der_speed.py --trunk --rounds 5                      # the encoder alone
-    python benchmarks/der_speed.py --device cuda --procs 1 --contenders rainbow rainbow-eager sb3-dqn
-    python benchmarks/der_speed.py --device cuda --procs 8 --contenders rainbow
+    python benchmarks/speed/der_speed.py --device cpu --rounds 5 --steps 1000
+    python benchmarks/speed/der_speed.py --trunk --rounds 5                      # the encoder alone
+    python benchmarks/speed/der_speed.py --device cuda --procs 1 --contenders rainbow rainbow-eager sb3-dqn
+    python benchmarks/speed/der_speed.py --device cuda --procs 8 --contenders rainbow
 """
 
 from __future__ import annotations

@@ -31,11 +31,11 @@ human-normalized score is ``(score - random) / (human - random)`` with the score
 (runs resampled within each game; Agarwal et al. 2021), beside the published agents' aggregates over the
 same games from ``rainbow_ext/data/atari100k_published.csv``.
 
-    python benchmarks/atari100k.py --jobs 2                               # the 26 games, seed 0, on 2 cores
-    python benchmarks/atari100k.py --algos sb3-dqn --games Boxing Breakout Freeway Pong RoadRunner \\
+    python benchmarks/learning/atari100k.py --jobs 2                               # the 26 games, seed 0, on 2 cores
+    python benchmarks/learning/atari100k.py --algos sb3-dqn --games Boxing Breakout Freeway Pong RoadRunner \\
         --folder logs/benchmarks/atari100k-dqn
-    python benchmarks/atari100k.py --export                               # finished runs -> --results
-    python benchmarks/atari100k.py --table                                # the table, from --results alone
+    python benchmarks/learning/atari100k.py --export                               # finished runs -> --results
+    python benchmarks/learning/atari100k.py --table                                # the table, from --results alone
 """
 
 from __future__ import annotations
@@ -71,12 +71,12 @@ GAMES = [
     "KungFuMaster", "MsPacman", "Pong", "PrivateEye", "Qbert", "RoadRunner", "Seaquest", "UpNDown",
 ]  # fmt: skip
 DER_CONFIG = CONFIG_DIR / "rainbow_der.yml"
-SB3_DQN_DER_CONFIG = Path(__file__).parent / "configs" / "sb3_dqn_der.yml"
-RESULTS = Path(__file__).parent / "results" / "atari100k"
+SB3_DQN_DER_CONFIG = Path(__file__).parents[1] / "configs" / "sb3_dqn_der.yml"
+RESULTS = Path(__file__).parents[1] / "results" / "atari100k"
 FRAMES_PER_STEP = 4
 WINDOW = 10  # training games per point of the curves
 # Published agents tabled beside rainbow_ext, and the aggregates their sources print over all 26 games
-TABLE_HEADER = "# Atari 100k on the CPU\n\nWritten by `python benchmarks/atari100k.py --table` (BENCHMARKS.md).\n\n"
+TABLE_HEADER = "# Atari 100k on the CPU\n\nWritten by `python benchmarks/learning/atari100k.py --table` (BENCHMARKS.md).\n\n"
 REFERENCES = ("DER (paper)", "DER (Dopamine)", "SPR", "DrQ(eps)")
 PUBLISHED_AGGREGATES = {
     "DER (paper)": "median 0.161, mean 0.285 (van Hasselt et al. 2019)",

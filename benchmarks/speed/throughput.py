@@ -7,9 +7,9 @@ schedule (learning starts 1,000, buffer 100,000, one gradient step per train_fre
 update every 1,000 steps), so the figures compare the cost of a step, not different schedules.
 Ratios are to SB3 DQN; targets (CartPole, ``train_freq`` 4): preset ``dqn`` at >= 0.95x, ``rainbow`` at >= 0.8x.
 
-    python benchmarks/throughput.py --steps 20000 --rounds 3
-    python benchmarks/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --steps 5000
-    python benchmarks/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --per-call
+    python benchmarks/speed/throughput.py --steps 20000 --rounds 3
+    python benchmarks/speed/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --steps 5000
+    python benchmarks/speed/throughput.py --settings cartpole-tf4 --contenders sb3-dqn dqn rainbow --per-call
 
 ``--per-call`` times the two parts of a step instead, after learning starts: ``predict`` on one
 observation (noise on) and ``train(1, 32)``, medians over rounds of 500 calls, and counts the aten

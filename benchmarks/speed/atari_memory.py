@@ -10,8 +10,8 @@ a buffer of ``--capacity`` transitions of (c) with a frame-stacked stream (episo
 median time of ``sample(32)`` from that buffer (which rebuilds 64 stacks from single frames) beside
 SB3's ``ReplayBuffer.sample(32)`` from a filled buffer of ``--sb3-capacity`` transitions.
 
-    python benchmarks/atari_memory.py                  # 1M transitions, about 7 GB of RAM
-    python benchmarks/atari_memory.py --capacity 100000
+    python benchmarks/speed/atari_memory.py                  # 1M transitions, about 7 GB of RAM
+    python benchmarks/speed/atari_memory.py --capacity 100000
 """
 
 from __future__ import annotations

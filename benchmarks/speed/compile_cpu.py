@@ -6,7 +6,7 @@ CartPole-v1, the default ``MlpPolicy`` (dueling streams of [64, 64], noisy, C51,
 inductor's C++ backend (a C++ compiler must be on the PATH); its cache is emptied first, so the
 compile time is what a first run pays.
 
-    python benchmarks/compile_cpu.py
+    python benchmarks/speed/compile_cpu.py
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ priority updates); target-network syncs, which SB3 does outside ``train``, are l
 ``rainbow-eager`` with ``cuda_graphs=False``; on a CPU both are eager. ``rainbow-compiled`` (an experiment,
 named only by ``--contenders``) also puts the loss terms through ``torch.compile``; the warm-up compiles.
 
-    python benchmarks/gpu_updates.py --device cuda
-    python benchmarks/gpu_updates.py --device cpu --updates 20 --rounds 3
-    python benchmarks/gpu_updates.py --device cuda --contenders sb3-dqn rainbow rainbow-compiled
+    python benchmarks/gpu/gpu_updates.py --device cuda
+    python benchmarks/gpu/gpu_updates.py --device cpu --updates 20 --rounds 3
+    python benchmarks/gpu/gpu_updates.py --device cuda --contenders sb3-dqn rainbow rainbow-compiled
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Adam's moment estimates of weights whose gradient stays zero (dead ReLU units) d
 the subnormal range, where each operation on them costs the CPU many times a normal one; with the mode
 on, ``learn`` flushes them to zero. The two runs train one after the other, from the same seed.
 
-    python benchmarks/subnormals.py --steps 6000
+    python benchmarks/speed/subnormals.py --steps 6000
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ run's ``episodes.csv`` counts whole games, not lives): at each point, the mean s
 ``--eval-episodes`` whole games with the noise off and epsilon 0, each cut at the entry's
 ``eval_max_steps`` (10,000 agent steps).
 
-    python benchmarks/atari_curves.py --games Pong --algos rainbow sb3-dqn --steps 500000 --plot
+    python benchmarks/learning/atari_curves.py --games Pong --algos rainbow sb3-dqn --steps 500000 --plot
 """
 
 from __future__ import annotations

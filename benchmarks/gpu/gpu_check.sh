@@ -11,8 +11,8 @@
 # (they are installed from there, offline):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
 #     stable-baselines3 sb3-contrib gymnasium farama-notifications ale-py minatar optuna sqlalchemy alembic mako colorlog
-#   bash benchmarks/gpu_check.sh
-# A dry run of the whole script on the CPU, with tiny sizes: DEVICE=cpu QUICK=1 bash benchmarks/gpu_check.sh
+#   bash benchmarks/gpu/gpu_check.sh
+# A dry run of the whole script on the CPU, with tiny sizes: DEVICE=cpu QUICK=1 bash benchmarks/gpu/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
@@ -53,17 +53,17 @@ run "${TEST_LIMIT:-200}" python3 -m pytest -v --tb=short -p no:cacheprovider -o 
   --device "$device" "${workers[@]}" "${hang[@]}" tests
 
 section "gradient updates per second (Nature CNN, batch 32, Breakout frames)"
-run 100 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}"
+run 100 python3 benchmarks/gpu/gpu_updates.py --device "$device" "${updates[@]}"
 
 section "torch.compile inside the graph (an experiment): the loss terms compiled, side by side"
-run 150 python3 benchmarks/gpu_updates.py --device "$device" "${updates[@]}" --contenders sb3-dqn rainbow rainbow-compiled
+run 150 python3 benchmarks/gpu/gpu_updates.py --device "$device" "${updates[@]}" --contenders sb3-dqn rainbow rainbow-compiled
 
 section "DER loop, one process"
-run 100 python3 benchmarks/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
+run 100 python3 benchmarks/speed/der_speed.py --device "$device" --procs 1 --contenders rainbow rainbow-eager sb3-dqn \
   "${steps[@]}"
 
 section "DER loop, $procs processes sharing the device"
-run 100 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+run 100 python3 benchmarks/speed/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
 
 # CUDA's Multi-Process Service lets the processes' kernels run side by side instead of taking turns on
 # the device; where it cannot start (or on the CPU), this section says so and is skipped.
@@ -72,7 +72,7 @@ if [ "$device" = cuda ] && command -v nvidia-cuda-mps-control >/dev/null 2>&1; t
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
   if timeout 20 nvidia-cuda-mps-control -d 2>&1 | tee -a "$log"; then
-    run 80 python3 benchmarks/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
+    run 80 python3 benchmarks/speed/der_speed.py --device "$device" --procs "$procs" --contenders rainbow "${steps[@]}"
     echo quit | timeout 20 nvidia-cuda-mps-control
     tail -5 "$CUDA_MPS_LOG_DIRECTORY"/control.log 2>/dev/null | tee -a "$log"
   fi

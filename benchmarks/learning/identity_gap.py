@@ -6,7 +6,7 @@ settings (``learning_starts=0``, ``gamma=0.4``, the budget and learning rate bel
 differs. Prints a Markdown table for BENCHMARKS.md: mean and spread of the 20-game score over seeds,
 the worst seed and how many seeds reach 90.
 
-    python benchmarks/identity_gap.py --seeds 5 --jobs 2
+    python benchmarks/learning/identity_gap.py --seeds 5 --jobs 2
 """
 
 from __future__ import annotations

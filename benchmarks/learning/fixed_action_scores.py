@@ -5,7 +5,7 @@ actions, and one action played throughout (Freeway's UP crosses the road without
 Each game is whole (a life loss does not end it), scored raw, as the evaluations of ``atari100k.py``
 and ``atari_curves.py`` are.
 
-    python benchmarks/fixed_action_scores.py --game Freeway --action UP --games 3
+    python benchmarks/learning/fixed_action_scores.py --game Freeway --action UP --games 3
 """
 
 from __future__ import annotations

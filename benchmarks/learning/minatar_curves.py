@@ -21,7 +21,7 @@ return of the last 100 finished episodes (each run's ``episodes.csv``). The summ
 final score of every seed, and ``--plot`` draws the curves (mean and min-max over seeds) into
 ``<folder>/minatar.png``; ``--report-only`` prints the tables of the finished runs without running any.
 
-    python benchmarks/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 3
+    python benchmarks/learning/minatar_curves.py --games Breakout SpaceInvaders --algos rainbow sb3-dqn qrdqn --seeds 3
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ of 1, 2, 8 and 32 rows. The forms alternate within each round; the table gives m
 ``NoisyLinear`` picks the factorised form for a layer of at least ``FACTORISED_MIN_WEIGHTS`` weights
 fed at most ``FACTORISED_MAX_ROWS`` rows: this script is where those thresholds come from.
 
-    python benchmarks/noisy_linear.py --rounds 7
+    python benchmarks/speed/noisy_linear.py --rounds 7
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ median time per call of:
   (d) the same buffer with a batch-vectorized NumPy binary sum tree (no compiled kernel),
 and the ratios (b)/(a), (c)/(b) and (d)/(b).
 
-    python benchmarks/per_sampling.py
+    python benchmarks/speed/per_sampling.py
 """
 
 from __future__ import annotations
