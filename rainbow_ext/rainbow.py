@@ -12,7 +12,6 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import maybe_make_env
-from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
@@ -21,29 +20,22 @@ from rainbow_ext.arguments import (
     check_options,
     check_prioritized,
     check_replay_buffer_kwargs,
-    check_storage_kind,
     check_switches,
     merge_head_options,
-    not_n_step_message,
 )
-from rainbow_ext.buffers.frame_storage import check_frame_stack, frame_stack_buffer, stacked_frames
-from rainbow_ext.buffers.n_step import DictNStepReplayBuffer, end_stored_episodes
-from rainbow_ext.buffers.prioritized import (
-    PrioritizedDictReplayBuffer,
-    PrioritizedReplayBuffer,
-)
+from rainbow_ext.buffers.frame_storage import frame_stack_buffer
+from rainbow_ext.buffers.n_step import end_stored_episodes
 from rainbow_ext.layers import built_noisy_weights
 from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
 from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
+from rainbow_ext.replay import frames_to_store, replay_buffer_choice
 from rainbow_ext.stepping import GradientSteps, clip_grad_norm, flushed_denormals
 
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
 # Per-sample losses, Q(s, a) of the taken actions, and the per-sample error that is logged.
 LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
-# Buffers that take n_steps and gamma and return n-step transitions (discounts with each sample).
-N_STEP_BUFFERS = (NStepReplayBuffer, DictNStepReplayBuffer)
 # What train logs, as running sums on the device: read once per log interval (dump_logs).
 TRAIN_STATS = ("loss", "q_mean", "error")
 
@@ -223,26 +215,21 @@ class Rainbow(GradientSteps, DQN):
 
     def _setup_model(self) -> None:
         # Here rather than in __init__: SB3's load restores the saved n_steps just before this.
-        is_dict = isinstance(self.observation_space, spaces.Dict)
-        if self.prioritized:
-            default = PrioritizedDictReplayBuffer if is_dict else PrioritizedReplayBuffer
-            self.replay_buffer_class = self.replay_buffer_class or default
-            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "alpha": self.per_alpha, "eps": self.per_eps}
-        elif is_dict and self.n_steps > 1 and self.replay_buffer_class is None:
-            self.replay_buffer_class = DictNStepReplayBuffer  # SB3 has no n-step buffer for Dict observations
-        check_storage_kind(self.replay_buffer_class, is_dict, self.optimize_memory_usage)
         if self.frame_stack is None:
-            self.frame_stack = self._resolve_frame_stack()
-        if self.frame_stack and self.replay_buffer_class is None:
-            # SB3's own choice, made here because the buffer is built here (below)
-            self.replay_buffer_class = NStepReplayBuffer if self.n_steps > 1 else ReplayBuffer
-        if self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, N_STEP_BUFFERS):
-            # SB3 forwards n_steps and gamma only when it picks the buffer class itself, and otherwise
-            # warns "n_steps is ignored", even when reloading a model whose buffer class it chose.
-            # Any n-step buffer gets them here, without the misleading warning.
-            self.replay_buffer_kwargs = {**self.replay_buffer_kwargs, "n_steps": self.n_steps, "gamma": self.gamma}
-        elif self.replay_buffer_class is not None and self.n_steps > 1:
-            raise ValueError(not_n_step_message(self.replay_buffer_class, self.n_steps))
+            self.frame_stack = frames_to_store(
+                self.frame_storage, self.env, self.observation_space, self.optimize_memory_usage
+            )
+        self.replay_buffer_class, self.replay_buffer_kwargs = replay_buffer_choice(
+            self.replay_buffer_class,
+            self.replay_buffer_kwargs,
+            isinstance(self.observation_space, spaces.Dict),
+            self.prioritized,
+            {"alpha": self.per_alpha, "eps": self.per_eps},
+            self.n_steps,
+            self.gamma,
+            bool(self.frame_stack),
+            self.optimize_memory_usage,
+        )
         if self.frame_stack and self.replay_buffer is None:
             assert self.replay_buffer_class is not None
             self.replay_buffer = frame_stack_buffer(
@@ -262,22 +249,6 @@ class Rainbow(GradientSteps, DQN):
         self._train_stats = th.zeros(len(TRAIN_STATS), device=self.device)
         self._train_stats_count = 0
         self._setup_gradient_steps()
-
-    def _resolve_frame_stack(self) -> int:
-        """Frames per observation for frame storage, from ``frame_storage`` and the env (0: off)."""
-        if self.frame_storage is False:
-            return 0
-        n_stack = stacked_frames(self.env) if self.env is not None else None
-        if self.frame_storage is None:
-            usable = n_stack is not None and n_stack > 1 and not self.optimize_memory_usage
-            return n_stack if usable else 0  # type: ignore[return-value]
-        if n_stack is None:
-            raise ValueError(
-                "frame_storage=True needs an env that stacks image frames (VecFrameStack, or AleVecEnv from "
-                f"rainbow_ext.envs), got observations {self.observation_space}"
-            )
-        check_frame_stack(self.observation_space, n_stack)
-        return n_stack
 
     @classmethod
     def from_preset(
