@@ -3,6 +3,7 @@ what would work, before anything is built."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch as th
@@ -10,7 +11,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.her import HerReplayBuffer
 
 from rainbow_ext.buffers.prioritized import PrioritizedSampling, check_unit_interval
-from rainbow_ext.policies import HEAD_OPTIONS
+from rainbow_ext.head_options import OPTION_NAMES
 
 
 def check_switches(frame_storage: Any, cuda_graphs: Any, flush_denormal: Any, device: th.device) -> None:
@@ -26,30 +27,34 @@ def check_switches(frame_storage: Any, cuda_graphs: Any, flush_denormal: Any, de
         raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
 
 
-def check_options(
-    n_steps: int,
-    noisy_sigma0: float,
-    n_atoms: int,
-    v_min: float,
-    v_max: float,
-    optimize_memory_usage: bool,
-    buffer_size: int,
-    batch_size: int,
-) -> None:
+def check_options(n_steps: int, optimize_memory_usage: bool, buffer_size: int, batch_size: int) -> None:
+    """The replay's sizes and n; the head's options are checked by :class:`~rainbow_ext.head_options.HeadOptions`."""
     # SB3 would store a buffer of 0 as 1 slot, and a batch of 0 divides by zero at the first update
     for name, value in (("buffer_size", buffer_size), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    if not noisy_sigma0 > 0:
-        raise ValueError(f"noisy_sigma0 must be > 0, got {noisy_sigma0!r}")
-    if not isinstance(n_atoms, int) or n_atoms < 2:
-        raise ValueError(f"n_atoms must be an integer >= 2, got {n_atoms!r}")
-    if not v_min < v_max:
-        raise ValueError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}")
     if optimize_memory_usage and n_steps > 1:
         raise ValueError("optimize_memory_usage=True needs n_steps=1: SB3's NStepReplayBuffer does not support it")
+
+
+def check_munchausen(munchausen: Any, tau: float, alpha: float, l0: float, head_kind: str) -> None:
+    """``munchausen`` a bool; tau > 0, alpha in [0, 1] and l0 < 0, all finite; and a head it applies to."""
+    if munchausen not in (True, False):
+        raise ValueError(f"munchausen must be True or False, got {munchausen!r}")
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"munchausen_tau must be a finite number > 0, got {tau!r}")
+    check_unit_interval("munchausen_alpha", alpha)
+    if not (isinstance(l0, (int, float)) and math.isfinite(l0) and l0 < 0):
+        raise ValueError(f"munchausen_l0 must be a finite number < 0 (the lower clip of tau log pi <= 0), got {l0!r}")
+    if munchausen and head_kind == "c51":
+        raise ValueError(
+            "munchausen=True does not apply to the C51 head (distributional=True or 'c51'): Munchausen's target "
+            "subtracts tau log pi(a'|s') from each next value and adds a bonus to the reward, which moves the "
+            "target distribution off C51's fixed support, and the method defines no projection for it; use "
+            "distributional=False, 'qr' or 'iqn'"
+        )
 
 
 def check_prioritized(
@@ -107,7 +112,7 @@ def merge_head_options(policy_kwargs: dict[str, Any] | None, head_options: dict[
             "policy_kwargs['share_features_extractor'] does not apply to DQN policies (SB3's DQNPolicy does not take "
             "it either): it is an actor-critic option, and the online and target networks each need their own extractor"
         )
-    for key in HEAD_OPTIONS:
+    for key in OPTION_NAMES:
         if key in merged and merged[key] != head_options[key]:
             raise ValueError(
                 f"policy_kwargs[{key!r}]={merged[key]!r} conflicts with {key}={head_options[key]!r}; "

@@ -187,9 +187,11 @@ def mlp(
 class RainbowHead(nn.Module):
     """Fully connected part of the Q-network: features -> ``[batch, n_actions, n_atoms]``.
 
-    The output is Q-values (``n_atoms == 1``) or per-atom logits (C51). With ``dueling``
-    (Wang et al. 2016, eq. 9) a value stream and an advantage stream, each with its own hidden
-    layers ``net_arch``, are combined per atom as ``V + A - mean_a A``.
+    The output is Q-values (``n_atoms == 1``), per-atom logits (C51) or quantiles (QR-DQN). With
+    ``dueling`` (Wang et al. 2016, eq. 9) a value stream and an advantage stream, each with its own hidden
+    layers ``net_arch``, are combined per atom as ``V + A - mean_a A``. ``atoms_first``: the last layer's
+    outputs are read as ``[n_atoms, n_actions]`` (sb3-contrib's QuantileNetwork layout) rather than
+    ``[n_actions, n_atoms]``; the result has the same shape either way.
     """
 
     def __init__(
@@ -202,27 +204,53 @@ class RainbowHead(nn.Module):
         noisy: bool,
         noisy_sigma0: float,
         n_atoms: int,
+        atoms_first: bool = False,
     ) -> None:
         super().__init__()
         self.n_actions = n_actions
         self.n_atoms = n_atoms
         self.dueling = dueling
+        self.atoms_first = atoms_first
         if dueling:
             self.value = mlp(features_dim, n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
             self.advantage = mlp(features_dim, n_actions * n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
         else:
             self.q = mlp(features_dim, n_actions * n_atoms, net_arch, activation_fn, noisy, noisy_sigma0)
 
+    def _per_action(self, outputs: th.Tensor) -> th.Tensor:
+        if self.atoms_first:
+            return outputs.view(-1, self.n_atoms, self.n_actions).transpose(1, 2)
+        return outputs.view(-1, self.n_actions, self.n_atoms)
+
     def centered_advantage(self, features: th.Tensor) -> th.Tensor:
         """Dueling advantage stream minus its mean over actions, ``[batch, n_actions, n_atoms]``."""
-        advantage = self.advantage(features).view(-1, self.n_actions, self.n_atoms)
+        advantage = self._per_action(self.advantage(features))
         return advantage - advantage.mean(dim=1, keepdim=True)
 
     def forward(self, features: th.Tensor) -> th.Tensor:
         if self.dueling:
             value = self.value(features).view(-1, 1, self.n_atoms)
             return value + self.centered_advantage(features)
-        return self.q(features).view(-1, self.n_actions, self.n_atoms)
+        return self._per_action(self.q(features))
+
+
+class CosineEmbedding(nn.Module):
+    """IQN's embedding of sampled quantile fractions (Dabney et al. 2018b, eq. 4):
+    ``phi_j(tau) = ReLU(sum_{i=0}^{n-1} cos(pi i tau) w_ij + b_j)``, one ``features_dim`` vector per tau,
+    multiplied into the trunk's features before the head.
+
+    :param n_cosines: n, the cosine features of each tau (64 in the paper)
+    :param features_dim: the trunk's features
+    """
+
+    def __init__(self, n_cosines: int, features_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_cosines, features_dim)
+        self.register_buffer("frequencies", th.pi * th.arange(n_cosines, dtype=th.float32), persistent=False)
+
+    def forward(self, taus: th.Tensor) -> th.Tensor:
+        """``[batch, n_taus]`` fractions in [0, 1] -> ``[batch, n_taus, features_dim]``."""
+        return F.relu(self.linear(th.cos(taus.unsqueeze(-1) * self.frequencies)))
 
 
 class NatureCNNTrunk(BaseFeaturesExtractor):

@@ -1,7 +1,8 @@
-"""Losses: the categorical (C51) projection and cross-entropy, and the scalar Huber TD loss.
+"""Losses: the categorical (C51) projection and cross-entropy, the quantile Huber loss (QR-DQN, IQN) and the
+scalar Huber TD loss.
 
-Every function returns one loss per sample so that prioritized replay can weight them and reuse
-them as priorities.
+Every function returns the loss per sample (the quantile loss: per sample and target quantile) so that
+prioritized replay can weight them and reuse them as priorities.
 """
 
 from __future__ import annotations
@@ -58,3 +59,21 @@ def categorical_loss(logits: th.Tensor, target_probs: th.Tensor) -> th.Tensor:
 def huber_loss(q_values: th.Tensor, targets: th.Tensor) -> th.Tensor:
     """Huber (smooth L1) TD loss per sample, as SB3's DQN uses; ``[batch, 1]`` inputs -> ``[batch]``."""
     return F.smooth_l1_loss(q_values, targets, reduction="none").squeeze(-1)
+
+
+def quantile_huber_loss(quantiles: th.Tensor, target_quantiles: th.Tensor, taus: th.Tensor) -> th.Tensor:
+    """Quantile Huber loss with kappa = 1 (Dabney et al. 2018a, eq. 10; 2018b, eq. 3), summed over the
+    current quantiles: ``sum_i |tau_i - 1{delta_ij < 0}| L_1(delta_ij)`` with ``delta_ij = T theta_j - theta_i``.
+    Its mean over the target quantiles ``j`` is a sample's loss; the arithmetic is sb3-contrib's
+    ``quantile_huber_loss``, so that QR-DQN's updates match it bit for bit.
+
+    :param quantiles: ``[batch, N]`` online quantiles at the taken actions
+    :param target_quantiles: ``[batch, N']`` target samples (no gradient)
+    :param taus: the fractions of ``quantiles``: ``[1, N, 1]`` (QR's midpoints) or ``[batch, N, 1]`` (IQN's)
+    :return: ``[batch, N']``
+    """
+    delta = target_quantiles.unsqueeze(-2) - quantiles.unsqueeze(-1)  # [batch, N, N']
+    abs_delta = th.abs(delta)
+    huber = th.where(abs_delta > 1, abs_delta - 0.5, delta**2 * 0.5)
+    # under-estimates (delta > 0) weigh tau, over-estimates 1 - tau: the asymmetry that makes theta_i a quantile
+    return (th.abs(taus - (delta.detach() < 0).float()) * huber).sum(dim=-2)

@@ -23,7 +23,9 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from rainbow_ext.cuda_graphs import CapturedFunction
+from rainbow_ext.head_options import HeadOptions
 from rainbow_ext.layers import (
+    CosineEmbedding,
     DataEfficientTrunk,
     MinAtarTrunk,
     NatureCNNTrunk,
@@ -33,11 +35,8 @@ from rainbow_ext.layers import (
     reset_noise,
 )
 
-# Network options that Rainbow forwards through ``policy_kwargs``.
 # The Nature DQN convolutions (8x8 stride 4, 4x4 stride 2, 3x3) need images of at least 36x36.
 NATURE_CNN_MIN_SIZE = 36
-
-HEAD_OPTIONS = ("dueling", "noisy", "noisy_sigma0", "distributional", "n_atoms", "v_min", "v_max")
 
 
 class RainbowQNetwork(QNetwork):
@@ -45,12 +44,11 @@ class RainbowQNetwork(QNetwork):
 
     It is a ``QNetwork`` so code typed against SB3's DQN accepts it, but it builds a Rainbow head in
     place of QNetwork's plain MLP (QNetwork's constructor builds that MLP unconditionally, so this
-    class initialises ``BasePolicy`` directly).
+    class initialises ``BasePolicy`` directly). With IQN's head, a
+    :class:`~rainbow_ext.layers.CosineEmbedding` of sampled quantile fractions is multiplied into the
+    trunk's features, and the head runs once per fraction.
 
-    :param dueling: dueling value/advantage streams
-    :param noisy: factorised NoisyLinear layers in the head
-    :param noisy_sigma0: initial noise scale of the noisy layers
-    :param distributional: C51 head with ``n_atoms`` atoms on ``[v_min, v_max]``
+    :param head_options: dueling, noisy, and what the head predicts (:class:`HeadOptions`)
     """
 
     def __init__(
@@ -62,13 +60,7 @@ class RainbowQNetwork(QNetwork):
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_sigma0: float = 0.5,
-        distributional: bool = False,
-        n_atoms: int = 51,
-        v_min: float = -10.0,
-        v_max: float = 10.0,
+        head_options: HeadOptions | None = None,
     ) -> None:
         BasePolicy.__init__(
             self,
@@ -77,29 +69,41 @@ class RainbowQNetwork(QNetwork):
             features_extractor=features_extractor,
             normalize_images=normalize_images,
         )
+        options = HeadOptions() if head_options is None else head_options
         self.net_arch = [64, 64] if net_arch is None else net_arch
         self.activation_fn = activation_fn
         self.features_dim = features_dim
-        self.dueling = dueling
-        self.noisy = noisy
-        self.noisy_sigma0 = noisy_sigma0
-        self.distributional = distributional
-        self.n_atoms = n_atoms
-        self.v_min = v_min
-        self.v_max = v_max
+        self.head_options = options
+        self.kind = options.kind
         self.head = RainbowHead(
             features_dim,
             int(action_space.n),
             self.net_arch,
             activation_fn,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_sigma0=noisy_sigma0,
-            n_atoms=n_atoms if distributional else 1,
+            dueling=options.dueling,
+            noisy=options.noisy,
+            noisy_sigma0=options.noisy_sigma0,
+            n_atoms=options.outputs_per_action,
+            # QR-DQN's quantiles in sb3-contrib's layout, so that qr with every other component off is its QRDQN
+            atoms_first=self.kind == "qr",
         )
+        if self.kind == "iqn":
+            self.tau_embedding = CosineEmbedding(options.cosine_embedding_dim, features_dim)
         self._noisy_layers = noisy_layers(self.head)  # fixed once built; reset_noise runs every gradient step
         # C51 atoms z_i = v_min + i * (v_max - v_min) / (N - 1); derived from the options, not saved.
-        self.register_buffer("support", th.linspace(v_min, v_max, n_atoms), persistent=False)
+        self.register_buffer("support", th.linspace(options.v_min, options.v_max, options.n_atoms), persistent=False)
+        # QR-DQN's fractions, the midpoints (2i + 1) / 2N (Dabney et al. 2018a, lemma 2), as sb3-contrib computes them
+        n = options.quantiles
+        self.register_buffer("midpoints", (th.arange(n, dtype=th.float) + 0.5) / max(n, 1), persistent=False)
+
+    # The head options, as attributes of the network (read by tests and tools written for earlier versions)
+    dueling = property(lambda self: self.head_options.dueling)
+    noisy = property(lambda self: self.head_options.noisy)
+    noisy_sigma0 = property(lambda self: self.head_options.noisy_sigma0)
+    distributional = property(lambda self: self.head_options.distributional)
+    n_atoms = property(lambda self: self.head_options.n_atoms)
+    v_min = property(lambda self: self.head_options.v_min)
+    v_max = property(lambda self: self.head_options.v_max)
 
     def prepare(self, obs: PyTorchObs) -> PyTorchObs:
         """The observations as the trunk reads them, computed once per batch and shared by every pass over
@@ -112,17 +116,33 @@ class RainbowQNetwork(QNetwork):
             return trunk.prepare(obs, 255.0 if scaled else 1.0)
         return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
 
-    def head_output(self, obs: PyTorchObs, prepared: bool = False) -> th.Tensor:
-        """``[batch, n_actions, n_atoms]``: C51 logits, or Q-values with ``n_atoms == 1``; ``prepared``:
-        ``obs`` comes from :meth:`prepare`."""
+    def sample_taus(self, batch_size: int, n: int | None = None) -> th.Tensor:
+        """IQN's quantile fractions tau ~ U(0, 1), ``[batch, n]``; ``n`` defaults to K (acting)."""
+        n = self.head_options.n_acting_quantiles if n is None else n
+        return th.rand(batch_size, n, device=self.midpoints.device)
+
+    def head_output(self, obs: PyTorchObs, prepared: bool = False, taus: th.Tensor | None = None) -> th.Tensor:
+        """``[batch, n_actions, n]``: C51 logits (n atoms), QR quantiles (N), IQN quantiles at ``taus``
+        (``[batch, n]``; K fresh fractions by default), or Q-values (n = 1); ``prepared``: ``obs`` comes
+        from :meth:`prepare`."""
         obs = obs if prepared else self.prepare(obs)
         trunk = self.features_extractor
-        return self.head(trunk.features(obs) if isinstance(trunk, DataEfficientTrunk) else trunk(obs))
+        features = trunk.features(obs) if isinstance(trunk, DataEfficientTrunk) else trunk(obs)
+        if self.kind != "iqn":
+            return self.head(features)
+        batch_size = features.shape[0]
+        taus = self.sample_taus(batch_size) if taus is None else taus
+        # psi(x) * phi(tau) (Dabney et al. 2018b, section 3.1), then the head once per (row, tau)
+        embedded = (features.unsqueeze(1) * self.tau_embedding(taus)).flatten(0, 1)
+        return self.head(embedded).view(batch_size, taus.shape[1], -1).transpose(1, 2)
 
     def q_values(self, head_output: th.Tensor) -> th.Tensor:
-        """Expected Q-values ``[batch, n_actions]`` from a :meth:`head_output`."""
-        if self.distributional:
+        """Expected Q-values ``[batch, n_actions]`` from a :meth:`head_output`: the C51 distribution's
+        mean, the quantiles' mean (over the sampled fractions for IQN, risk-neutral), or the values."""
+        if self.kind == "c51":
             return (head_output.softmax(dim=-1) * self.support).sum(dim=-1)
+        if self.kind in ("qr", "iqn"):
+            return head_output.mean(dim=-1)
         return head_output.squeeze(-1)
 
     def forward(self, obs: PyTorchObs, prepared: bool = False) -> th.Tensor:
@@ -130,9 +150,21 @@ class RainbowQNetwork(QNetwork):
 
     def distribution(self, obs: PyTorchObs) -> th.Tensor:
         """C51 return distribution: probabilities ``[batch, n_actions, n_atoms]`` over ``support``."""
-        if not self.distributional:
-            raise ValueError("distribution() needs distributional=True: this network predicts Q-values only")
+        if self.kind != "c51":
+            raise ValueError(
+                f"distribution() needs the C51 head (distributional=True or 'c51'), this one is {self.kind!r}: "
+                "quantile heads give quantiles()"
+            )
         return self.head_output(obs).softmax(dim=-1)
+
+    def quantiles(self, obs: PyTorchObs, taus: th.Tensor | None = None) -> th.Tensor:
+        """Quantiles of the return ``[batch, n_actions, n]``: QR's N at ``midpoints``, or IQN's at ``taus``
+        (``[batch, n]``, K fresh fractions by default)."""
+        if self.kind not in ("qr", "iqn"):
+            raise ValueError(
+                f"quantiles() needs a quantile head (distributional='qr' or 'iqn'), this one is {self.kind!r}"
+            )
+        return self.head_output(obs, taus=taus)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         # Greedy action; deterministic predictions use the mean network (noise off).
@@ -152,7 +184,7 @@ class RainbowQNetwork(QNetwork):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update({option: getattr(self, option) for option in HEAD_OPTIONS})
+        data.update(self.head_options.as_kwargs())
         return data
 
 
@@ -178,7 +210,7 @@ def check_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer_
 class RainbowPolicy(DQNPolicy):
     """DQN policy (online and target :class:`RainbowQNetwork`) for vector observations.
 
-    Extra keyword arguments are the head options (see :class:`RainbowQNetwork`). The optimizer
+    Extra keyword arguments are the head options (see :class:`~rainbow_ext.head_options.HeadOptions`). The optimizer
     defaults to Adam with ``eps=1.5e-4`` (Hessel et al. 2018, table 1) unless ``optimizer_kwargs``
     is given.
     """
@@ -204,13 +236,16 @@ class RainbowPolicy(DQNPolicy):
         dueling: bool = False,
         noisy: bool = False,
         noisy_sigma0: float = 0.5,
-        distributional: bool = False,
+        distributional: bool | str = False,
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
+        n_quantiles: int | None = None,
+        n_acting_quantiles: int = 32,
+        cosine_embedding_dim: int = 64,
     ) -> None:
         # Read by make_q_net, which DQNPolicy.__init__ calls through _build, so set before it.
-        self.head_options = dict(
+        self.head_options = HeadOptions(
             dueling=dueling,
             noisy=noisy,
             noisy_sigma0=noisy_sigma0,
@@ -218,6 +253,9 @@ class RainbowPolicy(DQNPolicy):
             n_atoms=n_atoms,
             v_min=v_min,
             v_max=v_max,
+            n_quantiles=n_quantiles,
+            n_acting_quantiles=n_acting_quantiles,
+            cosine_embedding_dim=cosine_embedding_dim,
         )
         if optimizer_kwargs is None:
             # Rainbow's Adam (eps, Hessel et al. 2018); fused: one kernel for all parameters (CPU and
@@ -261,7 +299,7 @@ class RainbowPolicy(DQNPolicy):
 
     def make_q_net(self) -> RainbowQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return RainbowQNetwork(**net_args, **self.head_options).to(self.device)
+        return RainbowQNetwork(**net_args, head_options=self.head_options).to(self.device)
 
     def set_training_mode(self, mode: bool) -> None:
         # SB3 switches modes around every collection and every train call. Module.train walks every
@@ -288,7 +326,7 @@ class RainbowPolicy(DQNPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(self.head_options)
+        data.update(self.head_options.as_kwargs())
         return data
 
 

@@ -17,6 +17,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 
 from rainbow_ext.arguments import (
+    check_munchausen,
     check_options,
     check_prioritized,
     check_replay_buffer_kwargs,
@@ -25,32 +26,32 @@ from rainbow_ext.arguments import (
 )
 from rainbow_ext.buffers.frame_storage import frame_stack_buffer
 from rainbow_ext.buffers.n_step import end_stored_episodes
+from rainbow_ext.distributional import ERROR_METRIC, DistributionalLoss
+from rainbow_ext.head_options import OPTION_NAMES, HeadOptions
 from rainbow_ext.layers import built_noisy_weights
-from rainbow_ext.losses import categorical_loss, categorical_projection, huber_loss
-from rainbow_ext.policies import HEAD_OPTIONS, CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
+from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
 from rainbow_ext.replay import frames_to_store, replay_buffer_choice
 from rainbow_ext.stepping import GradientSteps, clip_grad_norm, flushed_denormals
 
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
 
-# Per-sample losses, Q(s, a) of the taken actions, and the per-sample error that is logged.
-LossTerms = tuple[th.Tensor, th.Tensor, th.Tensor]
 # What train logs, as running sums on the device: read once per log interval (dump_logs).
 TRAIN_STATS = ("loss", "q_mean", "error")
 
 
 def _head_option(name: str) -> property:
-    return property(lambda self: self.policy_kwargs[name], doc=f"``{name}``, as passed to the policy")
+    return property(lambda self: getattr(self.head_options, name), doc=f"``{name}``, as passed to the policy")
 
 
-class Rainbow(GradientSteps, DQN):
+class Rainbow(GradientSteps, DistributionalLoss, DQN):
     """
     Rainbow: Combining Improvements in Deep Reinforcement Learning (Hessel et al. 2018),
     https://arxiv.org/abs/1710.02298
 
     SB3's DQN with six components, each switched by its own argument: ``double_q``, ``dueling``,
-    ``noisy``, ``distributional`` (C51), ``n_steps`` and ``prioritized``. With every component off
+    ``noisy``, ``distributional`` (C51, or a quantile head: QR-DQN, IQN), ``n_steps`` and ``prioritized``;
+    and a seventh, ``munchausen``, from later work. With every component off
     (``n_steps=1``, Adam's default ``eps``) it is exactly SB3's DQN. Defaults are full Rainbow, with
     SB3 DQN's defaults for everything else. The arguments shared with DQN are documented there.
     (``replay_buffer_kwargs`` must not set ``n_steps`` or ``gamma``: Rainbow forwards its own.)
@@ -66,10 +67,23 @@ class Rainbow(GradientSteps, DQN):
     :param dueling: dueling head (Wang et al. 2016), per atom when distributional
     :param noisy: factorised Gaussian NoisyLinear layers in the head (Fortunato et al. 2018)
     :param noisy_sigma0: initial noise scale of the noisy layers
-    :param distributional: C51 (Bellemare et al. 2017) with a cross-entropy loss
+    :param distributional: the return distribution the head learns: ``True`` or ``"c51"``, C51's categorical
+        distribution with a cross-entropy loss (Bellemare et al. 2017); ``"qr"``, QR-DQN's N quantiles at
+        fixed fractions (Dabney et al. 2018a); ``"iqn"``, IQN's quantiles at sampled fractions (Dabney et
+        al. 2018b), both with the quantile Huber loss (kappa 1); ``False``: expected values, Huber loss
     :param n_atoms: number of C51 atoms
     :param v_min: smallest atom of the C51 support
     :param v_max: largest atom of the C51 support
+    :param n_quantiles: QR-DQN's N (``None``: 200, sb3-contrib's default), or IQN's N = N' fractions
+        sampled per sample for the loss (``None``: 64)
+    :param n_acting_quantiles: IQN's K, fractions sampled to estimate Q-values when acting (32)
+    :param cosine_embedding_dim: IQN's cosine features per fraction (64)
+    :param munchausen: Munchausen RL (Vieillard et al. 2020, :mod:`rainbow_ext.munchausen`): the target of
+        a softmax policy plus a scaled log-policy bonus; with ``distributional=False``, ``"qr"`` or
+        ``"iqn"``. With ``double_q`` the online network's values define the softmax policy at s'.
+    :param munchausen_tau: softmax temperature (entropy scale) tau
+    :param munchausen_alpha: scale of the log-policy bonus
+    :param munchausen_l0: lower clip of ``tau log pi``
     :param prioritized: prioritized experience replay (Schaul et al. 2016) through
         :class:`~rainbow_ext.buffers.PrioritizedReplayBuffer` (``PrioritizedDictReplayBuffer`` for Dict
         observations): importance-weighted losses, priorities
@@ -127,10 +141,17 @@ class Rainbow(GradientSteps, DQN):
         dueling: bool = True,
         noisy: bool = True,
         noisy_sigma0: float = 0.5,
-        distributional: bool = True,
+        distributional: bool | str = True,
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
+        n_quantiles: int | None = None,
+        n_acting_quantiles: int = 32,
+        cosine_embedding_dim: int = 64,
+        munchausen: bool = False,
+        munchausen_tau: float = 0.03,
+        munchausen_alpha: float = 0.9,
+        munchausen_l0: float = -1.0,
         prioritized: bool = True,
         per_alpha: float = 0.5,
         per_beta0: float = 0.4,
@@ -146,9 +167,9 @@ class Rainbow(GradientSteps, DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        check_options(n_steps, noisy_sigma0, n_atoms, v_min, v_max, optimize_memory_usage, buffer_size, batch_size)
+        check_options(n_steps, optimize_memory_usage, buffer_size, batch_size)
         check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
-        head_options = dict(
+        self.head_options = HeadOptions(
             dueling=dueling,
             noisy=noisy,
             noisy_sigma0=noisy_sigma0,
@@ -156,8 +177,12 @@ class Rainbow(GradientSteps, DQN):
             n_atoms=n_atoms,
             v_min=float(v_min),
             v_max=float(v_max),
+            n_quantiles=n_quantiles,
+            n_acting_quantiles=n_acting_quantiles,
+            cosine_embedding_dim=cosine_embedding_dim,
         )
-        policy_kwargs = merge_head_options(policy_kwargs, head_options)
+        check_munchausen(munchausen, munchausen_tau, munchausen_alpha, munchausen_l0, self.head_options.kind)
+        policy_kwargs = merge_head_options(policy_kwargs, self.head_options.as_kwargs())
         check_replay_buffer_kwargs(replay_buffer_kwargs, n_steps, gamma)
         if env is not None:
             env = maybe_make_env(env, verbose)
@@ -200,6 +225,10 @@ class Rainbow(GradientSteps, DQN):
             _init_setup_model=False,
         )
         self.double_q = double_q
+        self.munchausen = munchausen
+        self.munchausen_tau = munchausen_tau
+        self.munchausen_alpha = munchausen_alpha
+        self.munchausen_l0 = munchausen_l0
         self.prioritized = prioritized
         self.per_alpha = per_alpha
         self.per_beta0 = per_beta0
@@ -214,6 +243,9 @@ class Rainbow(GradientSteps, DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        # The network's options as saved (load replaces policy_kwargs after __init__); zips saved before an
+        # option existed get its default.
+        self.head_options = HeadOptions.from_kwargs(self.policy_kwargs)
         # Here rather than in __init__: SB3's load restores the saved n_steps just before this.
         if self.frame_stack is None:
             self.frame_stack = frames_to_store(
@@ -272,7 +304,7 @@ class Rainbow(GradientSteps, DQN):
     @classmethod
     def load(cls: type[SelfRainbow], path: Any, env: GymEnv | None = None, **kwargs: Any) -> SelfRainbow:  # type: ignore[override]
         """SB3's ``load``. The head options are part of the saved network and cannot change here."""
-        fixed = sorted(set(kwargs) & set(HEAD_OPTIONS))
+        fixed = sorted(set(kwargs) & set(OPTION_NAMES))
         if fixed:
             raise ValueError(f"{fixed} cannot change at load: they define the saved network; build a new model instead")
         return super().load(path, env=env, **kwargs)
@@ -281,47 +313,19 @@ class Rainbow(GradientSteps, DQN):
     dueling: bool = _head_option("dueling")  # type: ignore[assignment]
     noisy: bool = _head_option("noisy")  # type: ignore[assignment]
     noisy_sigma0: float = _head_option("noisy_sigma0")  # type: ignore[assignment]
-    distributional: bool = _head_option("distributional")  # type: ignore[assignment]
+    distributional: bool | str = _head_option("distributional")  # type: ignore[assignment]
     n_atoms: int = _head_option("n_atoms")  # type: ignore[assignment]
     v_min: float = _head_option("v_min")  # type: ignore[assignment]
     v_max: float = _head_option("v_max")  # type: ignore[assignment]
+    n_quantiles: int | None = _head_option("n_quantiles")  # type: ignore[assignment]
+    n_acting_quantiles: int = _head_option("n_acting_quantiles")  # type: ignore[assignment]
+    cosine_embedding_dim: int = _head_option("cosine_embedding_dim")  # type: ignore[assignment]
 
-    def _next_actions(self, next_observations: PyTorchObs, next_q_target: th.Tensor) -> th.Tensor:
-        """a* = argmax_a Q(s', a), ``[batch, 1]``, from prepared next observations. Double DQN (van Hasselt
-        et al. 2016, eq. 4): the online network selects a* and the target network evaluates it; otherwise
-        the target does both."""
-        next_q = self.q_net(next_observations, prepared=True) if self.double_q else next_q_target
-        return next_q.argmax(dim=1, keepdim=True)
-
-    def _huber_terms(self, data: ReplayBufferSamples) -> LossTerms:
-        """Huber loss on y = R + (1 - done) * gamma^k * Q_target(s', a*), as SB3's DQN."""
-        discounts = data.discounts if data.discounts is not None else self.gamma
-        with th.no_grad():
-            next_observations = self.q_net.prepare(data.next_observations)  # once for every pass
-            next_q_target = self.q_net_target(next_observations, prepared=True)
-            next_actions = self._next_actions(next_observations, next_q_target)
-            next_q = next_q_target.gather(1, next_actions)
-            targets = data.rewards + (1 - data.dones) * discounts * next_q
-        q_taken = self.q_net(data.observations).gather(1, data.actions.long())
-        return huber_loss(q_taken, targets), q_taken.detach().squeeze(1), (targets - q_taken).detach().abs().squeeze(1)
-
-    def _categorical_terms(self, data: ReplayBufferSamples) -> LossTerms:
-        """C51: cross-entropy between the projected target distribution and the online one."""
-        discounts = data.discounts if data.discounts is not None else self.gamma
-        n_atoms = self.q_net.support.shape[0]
-        with th.no_grad():
-            next_observations = self.q_net.prepare(data.next_observations)  # once for every pass
-            next_logits = self.q_net_target.head_output(next_observations, prepared=True)
-            next_actions = self._next_actions(next_observations, self.q_net_target.q_values(next_logits))
-            next_probs = next_logits.softmax(dim=-1).gather(1, next_actions.unsqueeze(-1).expand(-1, 1, n_atoms))
-            target_probs = categorical_projection(
-                next_probs.squeeze(1), data.rewards, data.dones, discounts, self.q_net_target.support
-            )
-        logits = self.q_net.head_output(data.observations)
-        taken_logits = logits.gather(1, data.actions.long().unsqueeze(-1).expand(-1, 1, n_atoms)).squeeze(1)
-        losses = categorical_loss(taken_logits, target_probs)
-        q_taken = (taken_logits.detach().softmax(dim=-1) * self.q_net.support).sum(dim=-1)
-        return losses, q_taken, losses.detach()
+    def _next_action_values(self, next_observations: PyTorchObs, next_q_target: th.Tensor) -> th.Tensor:
+        """The values ``[batch, n_actions]`` by which the next actions are chosen (greedily, or by Munchausen's
+        softmax), from prepared next observations. Double DQN (van Hasselt et al. 2016, eq. 4): the online
+        network's, while the target network evaluates; otherwise the target network's own."""
+        return self.q_net(next_observations, prepared=True) if self.double_q else next_q_target
 
     def _per_beta(self) -> float:
         """Importance-sampling exponent, linear from ``per_beta0`` to 1 over the run (Schaul et al. 2016)."""
@@ -334,7 +338,7 @@ class Rainbow(GradientSteps, DQN):
         backward, clipping and the optimizer step. Static shapes and no host syncs, so that it can be
         captured as a CUDA graph; what it logs is added to running sums on the device. Returns the
         per-sample errors that become the new priorities."""
-        loss_terms = self._categorical_terms if self.distributional else self._huber_terms
+        loss_terms = self._loss_terms
         if self.noisy:
             # Fresh noise every gradient step, drawn independently for the online and target nets; each
             # network's noisy weights built once for all its passes (the online one's with gradients).
@@ -345,7 +349,9 @@ class Rainbow(GradientSteps, DQN):
         else:
             sample_losses, q_taken, errors = loss_terms(data)
         # Prioritized: importance weights correct the sampling bias (Schaul et al. 2016, section 3.4).
-        loss = (sample_losses if weights is None else weights * sample_losses).mean()
+        if weights is not None:
+            sample_losses = weights.view(-1, *[1] * (sample_losses.dim() - 1)) * sample_losses
+        loss = sample_losses.mean()
 
         params = self._optimized()
         if self._graphed_step is not None:  # zeroed in place: a CUDA graph's gradients keep their addresses
@@ -394,7 +400,7 @@ class Rainbow(GradientSteps, DQN):
         self._train_stats_count = 0
         self.logger.record("train/loss", loss)
         self.logger.record("train/q_mean", q_mean)
-        self.logger.record("train/cross_entropy" if self.distributional else "train/td_error_abs", error)
+        self.logger.record(f"train/{ERROR_METRIC[self.head_options.kind]}", error)
 
     def dump_logs(self) -> None:
         self.record_train_stats()
@@ -424,6 +430,7 @@ class Rainbow(GradientSteps, DQN):
             "_pending_priorities",
             "_priorities_pinned",
             "_graphed_step",
+            "head_options",  # rebuilt from policy_kwargs
         ]
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:

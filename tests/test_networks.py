@@ -63,6 +63,12 @@ class _FixedQ(th.nn.Module):
     def forward(self, obs: th.Tensor, prepared: bool = False) -> th.Tensor:
         return self.q.expand(obs.shape[0], -1)
 
+    def head_output(self, obs: th.Tensor, prepared: bool = False) -> th.Tensor:
+        return self(obs).unsqueeze(-1)
+
+    def q_values(self, head_output: th.Tensor) -> th.Tensor:
+        return head_output.squeeze(-1)
+
 
 @pytest.mark.parametrize("double_q", [True, False])
 def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
@@ -71,7 +77,7 @@ def test_double_q_target_follows_online_argmax(double_q: bool) -> None:
     model.q_net = _FixedQ([0.5, -1.0], model.device)  # type: ignore[assignment]
     model.q_net_target = _FixedQ([2.0, 10.0], model.device)  # type: ignore[assignment]
     next_obs = th.zeros(4, 4, device=model.device)
-    actions = model._next_actions(next_obs, model.q_net_target(next_obs))
+    actions = model._next_action_values(next_obs, model.q_net_target(next_obs)).argmax(dim=1)
     assert actions.flatten().tolist() == ([0] * 4 if double_q else [1] * 4)
 
     # The full TD target: y = r + gamma * Q_target(s', a*).
@@ -94,7 +100,7 @@ def test_double_q_selects_with_online_network_in_c51() -> None:
     online_choice = model.q_net(obs).argmax(dim=1, keepdim=True)
     prefer_1 = th.tensor([[0.0, 100.0]], device=model.device)
     target_q = model.q_net_target(obs) + prefer_1  # the target would pick action 1
-    th.testing.assert_close(model._next_actions(obs, target_q), online_choice)
+    th.testing.assert_close(model._next_action_values(obs, target_q).argmax(dim=1, keepdim=True), online_choice)
 
 
 class _ImageEnv(gym.Env):
