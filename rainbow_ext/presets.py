@@ -2,7 +2,10 @@
 
 ``dqn`` has every component off; ``double``, ``dueling``, ``noisy``, ``c51``, ``nstep`` and ``per`` add one
 component to it; ``rainbow`` has them all; ``rainbow-no-<component>`` removes one (the ablations of
-Hessel et al. 2018, figure 3).
+Hessel et al. 2018, figure 3). Beyond the paper: ``qr`` and ``iqn`` are DQN with a quantile head in place
+of expected values (QR-DQN, Dabney et al. 2018a; IQN, Dabney et al. 2018b), ``rainbow-iqn`` is Rainbow with
+IQN's head in place of C51's (as in "Revisiting Rainbow", Obando-Ceron & Castro 2021), and ``m-dqn`` is
+DQN with Munchausen's target (Vieillard et al. 2020).
 """
 
 from __future__ import annotations
@@ -25,8 +28,19 @@ _ALL_OFF: dict[str, Any] = {
     "distributional": False,
     "n_steps": 1,
     "prioritized": False,
+    "munchausen": False,
 }
-_ALL_ON: dict[str, Any] = {key: value for flags in COMPONENTS.values() for key, value in flags.items()}
+_ALL_ON: dict[str, Any] = {
+    **{key: value for flags in COMPONENTS.values() for key, value in flags.items()},
+    "munchausen": False,
+}
+# Presets beyond the paper's components: another head, or Munchausen's target, on DQN or Rainbow.
+BEYOND: dict[str, dict[str, Any]] = {
+    "qr": {**_ALL_OFF, "distributional": "qr"},
+    "iqn": {**_ALL_OFF, "distributional": "iqn"},
+    "rainbow-iqn": {**_ALL_ON, "distributional": "iqn"},
+    "m-dqn": {**_ALL_OFF, "munchausen": True},
+}
 
 
 def _build_presets() -> dict[str, dict[str, Any]]:
@@ -36,6 +50,7 @@ def _build_presets() -> dict[str, dict[str, Any]]:
     presets["rainbow"] = dict(_ALL_ON)
     for name, flags in COMPONENTS.items():
         presets[f"rainbow-no-{name}"] = {**_ALL_ON, **{key: _ALL_OFF[key] for key in flags}}
+    presets.update(BEYOND)
     return presets
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from rainbow_ext.losses import categorical_loss, categorical_projection
+from rainbow_ext.losses import categorical_loss, categorical_projection, quantile_huber_loss
 
 SUPPORT3 = th.tensor([-1.0, 0.0, 1.0])
 
@@ -105,3 +105,55 @@ def test_cross_entropy_closed_form() -> None:
     target = th.tensor([[0.0, 0.5, 0.5]])
     expected = -(0.5 * np.log(0.25) + 0.5 * np.log(0.5))
     np.testing.assert_allclose(categorical_loss(logits, target).numpy(), [expected], rtol=1e-6)
+
+
+# The quantile Huber loss (kappa = 1): rho_tau(delta) = |tau - 1{delta < 0}| * L(delta), delta = target - theta,
+# with L(d) = d^2 / 2 for |d| <= 1 and |d| - 1/2 beyond.
+@pytest.mark.parametrize(
+    ("tau", "delta", "expected"),
+    [
+        (0.25, 2.0, 0.25 * 1.5),  # under-estimate, linear part: weight tau
+        (0.25, -2.0, 0.75 * 1.5),  # over-estimate by as much: weight 1 - tau, three times the loss
+        (0.25, 0.5, 0.25 * 0.125),  # quadratic part
+        (0.25, -0.5, 0.75 * 0.125),
+        (0.9, 3.0, 0.9 * 2.5),
+        (0.9, -3.0, 0.1 * 2.5),
+        (0.5, 1.0, 0.5 * 0.5),  # the kink: both pieces give 1/2
+        (0.3, 0.0, 0.0),
+    ],
+)
+def test_quantile_huber_loss_closed_form(tau: float, delta: float, expected: float) -> None:
+    loss = quantile_huber_loss(th.tensor([[0.0]]), th.tensor([[delta]]), th.tensor([[[tau]]]))
+    assert loss.shape == (1, 1)
+    assert loss.item() == pytest.approx(expected)
+
+
+def test_quantile_huber_loss_sums_over_current_quantiles_per_target_sample() -> None:
+    rng = np.random.default_rng(0)
+    current, target, taus = rng.normal(size=(3, 4)), rng.normal(size=(3, 5)), rng.uniform(size=(3, 4))
+    loss = quantile_huber_loss(th.tensor(current), th.tensor(target), th.tensor(taus).unsqueeze(-1)).numpy()
+    assert loss.shape == (3, 5)
+    for b in range(3):
+        for j in range(5):
+            total = 0.0
+            for i in range(4):
+                d = target[b, j] - current[b, i]
+                huber = 0.5 * d * d if abs(d) <= 1 else abs(d) - 0.5
+                total += abs(taus[b, i] - (d < 0)) * huber
+            assert loss[b, j] == pytest.approx(total)
+
+
+def test_quantile_huber_loss_minimum_is_the_quantile() -> None:
+    """Minimising the mean loss over a fixed sample moves theta to (about) the sample's tau-quantile: the
+    asymmetry is what makes it a quantile regression, not a mean."""
+    # uniform on [-300, 300]: spread far beyond kappa = 1, where the Huber loss is the absolute error
+    sample = th.linspace(-300.0, 300.0, 601).unsqueeze(0)
+    for tau in (0.1, 0.5, 0.8):
+        theta = th.zeros(1, 1, requires_grad=True)
+        optimizer = th.optim.SGD([theta], lr=50.0)
+        for _ in range(1000):
+            optimizer.zero_grad()
+            quantile_huber_loss(theta, sample, th.tensor([[[tau]]])).mean().backward()
+            optimizer.step()
+        # within about kappa (and the step) of the quantile; the mean (0) is 60 and more away for tau != 0.5
+        assert theta.item() == pytest.approx(-300.0 + 600.0 * tau, abs=2.0), tau

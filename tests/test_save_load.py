@@ -206,3 +206,25 @@ def test_a_write_cut_off_midway_keeps_the_previous_file_whole(tmp_path) -> None:
     assert runs.read_yaml(path) == {"version": 1} and os.listdir(tmp_path) == ["config.yml"]
     runs.write_yaml(path, {"version": 2})
     assert runs.read_yaml(path) == {"version": 2} and os.listdir(tmp_path) == ["config.yml"]
+
+
+def test_a_zip_saved_before_the_quantile_heads_loads_and_predicts_as_it_did() -> None:
+    """tests/data holds a C51 Rainbow saved (CartPole, 200 steps) by the version before ``distributional``
+    took 'qr' and 'iqn'; its policy_kwargs lack the new head options, which take their defaults."""
+    from rainbow_ext.layers import noise_disabled
+
+    path = Path(__file__).parent / "data" / "rainbow_saved_before_quantile_heads.zip"
+    model = Rainbow.load(path, env=gym.make("CartPole-v1"))
+    assert model.distributional is True and model.head_options.kind == "c51" and model.n_atoms == 11
+    assert "n_quantiles" not in model.policy_kwargs  # as saved
+    obs = th.as_tensor(np.linspace(-0.2, 0.2, 12, dtype=np.float32).reshape(3, 4), device=model.device)
+    with th.no_grad(), noise_disabled(model.q_net):
+        q = model.q_net(obs).cpu().numpy()
+    # the Q-values that version computed for these observations
+    expected = [
+        [9.9429349899292, 9.886473655700684],
+        [9.893202781677246, 9.860445976257324],
+        [9.799448013305664, 9.809354782104492],
+    ]
+    np.testing.assert_allclose(q, expected, rtol=1e-5)
+    model.learn(100)  # and it trains on

@@ -160,3 +160,19 @@ class PixelChain(gym.Env):
         self._step += 1
         done = self._step == 4
         return self._frame(), float(done), done, False, {}
+
+
+def munchausen_q(q_star: np.ndarray, tau: float, alpha: float, l0: float) -> np.ndarray:
+    """The fixed point of Munchausen's operator (Vieillard et al. 2020) on a one-step probe whose rows of true
+    values ``q_star`` are its rewards: ``q(a) = r(a) + alpha * clip(tau log pi(a), l0, 0)`` with ``pi =
+    softmax(q / tau)``, by iteration (a contraction: the bonus changes by at most alpha times the change
+    of q). With one action, ``log pi = 0`` and the soft value is the value: Q* is the fixed point of any
+    probe, one step or more."""
+    q = q_star.astype(np.float64).copy()
+    if q.shape[1] == 1:
+        return q
+    for _ in range(500):
+        advantage = q - q.max(axis=1, keepdims=True)
+        log_pi = advantage - tau * np.log(np.exp(advantage / tau).sum(axis=1, keepdims=True))
+        q = q_star + alpha * np.clip(log_pi, l0, 0.0)
+    return q
