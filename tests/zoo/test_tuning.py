@@ -214,3 +214,25 @@ def test_the_rainbow_and_qrdqn_spaces_extend_the_dqn_space() -> None:
     assert set(sampled("qrdqn", {})["policy_kwargs"]) == {"net_arch", "n_quantiles"}
     rainbow = sampled("rainbow", preset_flags("rainbow"))
     assert {"n_steps", "per_alpha", "noisy_sigma0", "n_atoms"} <= set(rainbow) and "exploration_fraction" not in rainbow
+
+
+def test_each_head_and_munchausen_get_their_own_parameters_sampled() -> None:
+    import optuna
+
+    from rainbow_ext.presets import preset_flags
+    from rainbow_ext.zoo.tuning import load_search_space, search_space_file
+
+    space = load_search_space(search_space_file("rainbow"))
+
+    def sampled(preset: str) -> set:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+        return set(space.sample(study.ask(), preset_flags(preset)))
+
+    head_keys = {"n_atoms", "v_min", "v_max", "n_quantiles", "n_acting_quantiles"}
+    munchausen_keys = {"munchausen_tau", "munchausen_alpha", "munchausen_l0"}
+    assert sampled("c51") & head_keys == {"n_atoms", "v_min", "v_max"}
+    assert sampled("qr") & head_keys == {"n_quantiles"}
+    assert sampled("iqn") & head_keys == {"n_quantiles", "n_acting_quantiles"}
+    assert sampled("rainbow-iqn") & head_keys == {"n_quantiles", "n_acting_quantiles"}
+    assert sampled("dqn") & (head_keys | munchausen_keys) == set()
+    assert sampled("m-dqn") & (head_keys | munchausen_keys) == munchausen_keys
