@@ -12,7 +12,8 @@ Three modes:
   and seed (from another grid) is kept, not overwritten.
 - ``--table``: read ``--results`` alone (the committed files) and print the per-game table and the
   aggregates; write them to ``table.md`` and draw the performance profile and the training curves beside
-  the files.
+  the files; with ``--benchmarks FILE`` (BENCHMARKS.md) also replace the file's block between
+  ``<!-- atari100k-table -->`` and ``<!-- /atari100k-table -->`` with them.
 
 Each run trains for 100k agent steps (400k frames) on SB3's Atari path (no sticky actions, a life loss ends
 the agent's episode, rewards clipped, games capped at 108k frames):
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -76,12 +78,31 @@ RESULTS = Path(__file__).parents[1] / "results" / "atari100k"
 FRAMES_PER_STEP = 4
 WINDOW = 10  # training games per point of the curves
 # Published agents tabled beside rainbow_ext, and the aggregates their sources print over all 26 games
-TABLE_HEADER = "# Atari 100k on the CPU\n\nWritten by `python benchmarks/learning/atari100k.py --table` (BENCHMARKS.md).\n\n"
+TABLE_HEADER = (
+    "# Atari 100k on the CPU\n\nWritten by `python benchmarks/learning/atari100k.py --table` (BENCHMARKS.md).\n\n"
+)
 REFERENCES = ("DER (paper)", "DER (Dopamine)", "SPR", "DrQ(eps)")
 PUBLISHED_AGGREGATES = {
     "DER (paper)": "median 0.161, mean 0.285 (van Hasselt et al. 2019)",
     "DER (Dopamine)": "IQM 0.183, median 0.189, mean 0.350 (rliable, 100 runs a game; IQM over runs)",
 }
+
+
+BLOCK = ("<!-- atari100k-table -->", "<!-- /atari100k-table -->")
+
+
+def replace_block(document: Path, text: str, results: Path) -> None:
+    """Put ``text`` between the document's two BLOCK markers, its image links made relative to the
+    document's folder; an error names a missing marker."""
+    content = document.read_text()
+    start, end = (content.find(marker) for marker in BLOCK)
+    if start < 0 or end < start:
+        raise SystemExit(f"{document} has no block {BLOCK[0]} ... {BLOCK[1]} to replace")
+    prefix = os.path.relpath(results.resolve(), document.resolve().parent)
+    for image in ("profile.png", "curves.png"):
+        text = text.replace(f"]({image})", f"]({prefix}/{image})")
+    updated = content[: start + len(BLOCK[0])] + "\n" + text + "\n" + content[end:]
+    runs.write_atomically(document, lambda tmp: tmp.write_text(updated))
 
 
 def main() -> None:
@@ -101,6 +122,7 @@ def main() -> None:
         "--export", action="store_true", help="write the grid's finished runs to --results (never over another run's)"
     )
     parser.add_argument("--table", action="store_true", help="table --results (no grid needed)")
+    parser.add_argument("--benchmarks", help="with --table: the document (BENCHMARKS.md) whose table block to replace")
     parser.add_argument(
         "--missing", action="store_true", help="only the games that lack a result file in --results (a new folder)"
     )
@@ -120,6 +142,8 @@ def main() -> None:
         print(text)
         if (results / "profile.png").exists():  # a table of results: kept beside them
             runs.write_atomically(results / "table.md", lambda tmp: tmp.write_text(TABLE_HEADER + text + "\n"))
+        if args.benchmarks:
+            replace_block(Path(args.benchmarks), text, results)
         return
     folder = Path(args.folder)
     if args.export:

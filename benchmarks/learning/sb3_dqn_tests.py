@@ -5,8 +5,8 @@ SB3's tests ship in its source archive, not in the wheel. Fetch the ones of the 
 
     pip download --no-deps --no-binary :all: stable-baselines3==2.9.2 -d /tmp/sb3
     tar xzf /tmp/sb3/stable_baselines3-2.9.2.tar.gz -C /tmp/sb3
-    python benchmarks/learning/sb3_dqn_tests.py /tmp/sb3/stable_baselines3-2.9.2/tests            # Rainbow in DQN's place
-    python benchmarks/learning/sb3_dqn_tests.py /tmp/sb3/stable_baselines3-2.9.2/tests --sb3      # SB3's DQN (control)
+    python benchmarks/learning/sb3_dqn_tests.py /tmp/sb3/stable_baselines3-2.9.2/tests        # Rainbow in DQN's place
+    python benchmarks/learning/sb3_dqn_tests.py /tmp/sb3/stable_baselines3-2.9.2/tests --sb3  # SB3's DQN (control)
 
 The selection is every test that exercises DQN: parametrized with it, named after it, or building it
 in its body. Test ids keep the name DQN in both runs, so the two reports line up. Extra arguments go to
