@@ -40,7 +40,8 @@ def test_q_net_returns_expected_q_for_every_preset(preset: str) -> None:
     obs = th.randn(10, 4, device=model.device)
     q = model.q_net(obs)
     assert q.shape == (10, 2)
-    if model.distributional:
+    kind = model.head_options.kind
+    if kind == "c51":
         probs = model.q_net.distribution(obs)
         assert probs.shape == (10, 2, 51)
         th.testing.assert_close(probs.sum(dim=-1), th.ones(10, 2, device=model.device))
@@ -48,6 +49,19 @@ def test_q_net_returns_expected_q_for_every_preset(preset: str) -> None:
     else:
         with pytest.raises(ValueError, match="distributional"):
             model.q_net.distribution(obs)
+    if kind == "qr":  # the mean of the N quantiles
+        quantiles = model.q_net.quantiles(obs)
+        assert quantiles.shape == (10, 2, 200)
+        th.testing.assert_close(q, quantiles.mean(dim=-1))
+    elif kind == "iqn":  # the mean over K sampled fractions: the same fractions give the same Q
+        state = th.random.get_rng_state()
+        q_again = model.q_net(obs)
+        th.random.set_rng_state(state)
+        taus = model.q_net.sample_taus(10)
+        th.testing.assert_close(q_again, model.q_net.quantiles(obs, taus).mean(dim=-1))
+    else:
+        with pytest.raises(ValueError, match="quantile head"):
+            model.q_net.quantiles(obs)
 
 
 class _FixedQ(th.nn.Module):

@@ -22,8 +22,14 @@ def test_preset_registry() -> None:
     for component in everything:
         assert _components(PRESETS[component]) == {component}
         assert _components(PRESETS[f"rainbow-no-{component}"]) == everything - {component}
-    assert len(PRESETS) == 14
     assert PRESETS["rainbow"]["n_steps"] == 3
+    # beyond the paper: the quantile heads in C51's place, and Munchausen's target, on DQN or Rainbow
+    assert PRESETS["qr"] == {**PRESETS["dqn"], "distributional": "qr"}
+    assert PRESETS["iqn"] == {**PRESETS["dqn"], "distributional": "iqn"}
+    assert PRESETS["rainbow-iqn"] == {**PRESETS["rainbow"], "distributional": "iqn"}
+    assert PRESETS["m-dqn"] == {**PRESETS["dqn"], "munchausen": True}
+    assert not any(flags["munchausen"] for name, flags in PRESETS.items() if name != "m-dqn")
+    assert len(PRESETS) == 14 + 4
 
 
 def test_preset_builds_model_with_its_flags_and_overrides() -> None:

@@ -209,11 +209,11 @@ def test_a_write_cut_off_midway_keeps_the_previous_file_whole(tmp_path) -> None:
 
 
 def test_a_zip_saved_before_the_quantile_heads_loads_and_predicts_as_it_did() -> None:
-    """tests/data holds a C51 Rainbow saved (CartPole, 200 steps) by the version before ``distributional``
+    """tests/helpers/data holds a C51 Rainbow saved (CartPole, 200 steps) by the version before ``distributional``
     took 'qr' and 'iqn'; its policy_kwargs lack the new head options, which take their defaults."""
     from rainbow_ext.layers import noise_disabled
 
-    path = Path(__file__).parent / "data" / "rainbow_saved_before_quantile_heads.zip"
+    path = Path(__file__).parent / "helpers" / "data" / "rainbow_saved_before_quantile_heads.zip"
     model = Rainbow.load(path, env=gym.make("CartPole-v1"))
     assert model.distributional is True and model.head_options.kind == "c51" and model.n_atoms == 11
     assert "n_quantiles" not in model.policy_kwargs  # as saved
