@@ -7,9 +7,10 @@ option), and the policy and both Q-networks read that one value.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
+
+from rainbow_ext.domains import check_values
 
 #: What the head predicts per action: an expected value, or a return distribution as C51's categorical
 #: probabilities (Bellemare et al. 2017), QR-DQN's fixed quantiles (Dabney et al. 2018a) or IQN's
@@ -18,11 +19,6 @@ HeadKind = Literal["q", "c51", "qr", "iqn"]
 DISTRIBUTIONS = ("c51", "qr", "iqn")
 # N for QR-DQN (sb3-contrib's default, as Dabney et al. 2018a's Atari agent), N = N' for IQN (Dabney et al. 2018b)
 DEFAULT_QUANTILES = {"qr": 200, "iqn": 64}
-
-
-def _check_count(name: str, value: Any, smallest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-        raise ValueError(f"{name} must be an integer >= {smallest}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -55,24 +51,9 @@ class HeadOptions:
     cosine_embedding_dim: int = 64
 
     def __post_init__(self) -> None:
-        if self.distributional not in (True, False, *DISTRIBUTIONS):
-            raise ValueError(
-                f"distributional must be False, True (C51), 'c51', 'qr' or 'iqn', got {self.distributional!r}"
-            )
-        for name in ("dueling", "noisy"):
-            if getattr(self, name) not in (True, False):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if not (isinstance(self.noisy_sigma0, (int, float)) and math.isfinite(self.noisy_sigma0)) or (
-            not self.noisy_sigma0 > 0
-        ):
-            raise ValueError(f"noisy_sigma0 must be > 0, got {self.noisy_sigma0!r}")
-        _check_count("n_atoms", self.n_atoms, 2)
-        if not (math.isfinite(self.v_min) and math.isfinite(self.v_max) and self.v_min < self.v_max):
-            raise ValueError(f"v_min must be < v_max, both finite, got v_min={self.v_min!r}, v_max={self.v_max!r}")
-        if self.n_quantiles is not None:
-            _check_count("n_quantiles", self.n_quantiles, 1)
-        _check_count("n_acting_quantiles", self.n_acting_quantiles, 1)
-        _check_count("cosine_embedding_dim", self.cosine_embedding_dim, 1)
+        check_values(asdict(self))  # each option in its domain (rainbow_ext.domains)
+        if not self.v_min < self.v_max:
+            raise ValueError(f"v_min must be < v_max, got v_min={self.v_min!r}, v_max={self.v_max!r}")
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> HeadOptions:

@@ -17,16 +17,17 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 
 from rainbow_ext.arguments import (
+    check_cuda_graphs,
+    check_memory_option,
     check_munchausen,
-    check_options,
     check_prioritized,
     check_replay_buffer_kwargs,
-    check_switches,
     merge_head_options,
 )
 from rainbow_ext.buffers.frame_storage import frame_stack_buffer
 from rainbow_ext.buffers.n_step import end_stored_episodes
 from rainbow_ext.distributional import ERROR_METRIC, DistributionalLoss
+from rainbow_ext.domains import DOMAINS, check_values
 from rainbow_ext.head_options import OPTION_NAMES, HeadOptions
 from rainbow_ext.layers import built_noisy_weights
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
@@ -167,8 +168,10 @@ class Rainbow(GradientSteps, DistributionalLoss, DQN):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        check_options(n_steps, optimize_memory_usage, buffer_size, batch_size)
-        check_prioritized(prioritized, per_alpha, per_beta0, per_eps, replay_buffer_class)
+        # every argument in its domain (rainbow_ext.domains), then the checks that involve several
+        check_values({name: value for name, value in locals().items() if name in DOMAINS})
+        check_memory_option(n_steps, optimize_memory_usage)
+        check_prioritized(prioritized, replay_buffer_class)
         self.head_options = HeadOptions(
             dueling=dueling,
             noisy=noisy,
@@ -181,7 +184,7 @@ class Rainbow(GradientSteps, DistributionalLoss, DQN):
             n_acting_quantiles=n_acting_quantiles,
             cosine_embedding_dim=cosine_embedding_dim,
         )
-        check_munchausen(munchausen, munchausen_tau, munchausen_alpha, munchausen_l0, self.head_options.kind)
+        check_munchausen(munchausen, self.head_options.kind)
         policy_kwargs = merge_head_options(policy_kwargs, self.head_options.as_kwargs())
         check_replay_buffer_kwargs(replay_buffer_kwargs, n_steps, gamma)
         if env is not None:
@@ -233,7 +236,7 @@ class Rainbow(GradientSteps, DistributionalLoss, DQN):
         self.per_alpha = per_alpha
         self.per_beta0 = per_beta0
         self.per_eps = per_eps
-        check_switches(frame_storage, cuda_graphs, flush_denormal, self.device)
+        check_cuda_graphs(cuda_graphs, self.device)
         self.frame_storage = frame_storage
         self.cuda_graphs = cuda_graphs
         self.flush_denormal = flush_denormal

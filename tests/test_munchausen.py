@@ -94,9 +94,9 @@ def test_without_munchausen_the_target_is_the_greedy_one() -> None:
         (dict(distributional="c51"), "munchausen=True does not apply to the C51 head"),
         (dict(distributional=False, munchausen_tau=0.0), "munchausen_tau must be a finite number > 0"),
         (dict(distributional=False, munchausen_tau=float("nan")), "munchausen_tau must be a finite number > 0"),
-        (dict(distributional=False, munchausen_alpha=1.5), r"munchausen_alpha must lie in \[0, 1\]"),
+        (dict(distributional=False, munchausen_alpha=1.5), r"munchausen_alpha must be a finite number in \[0, 1\]"),
         (dict(distributional=False, munchausen_l0=0.5), "munchausen_l0 must be a finite number < 0"),
-        (dict(distributional=False, munchausen="yes"), "munchausen must be True or False"),
+        (dict(distributional=False, munchausen="yes"), "munchausen must be one of True, False"),
     ],
 )
 def test_bad_munchausen_arguments_are_refused(kwargs: dict, message: str) -> None:
@@ -107,7 +107,7 @@ def test_bad_munchausen_arguments_are_refused(kwargs: dict, message: str) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(distributional="quantile"), "distributional must be False, True"),
+        (dict(distributional="quantile"), "distributional must be one of True, False, 'c51', 'qr', 'iqn'"),
         (dict(distributional="qr", n_quantiles=0), "n_quantiles must be an integer >= 1"),
         (dict(distributional="iqn", n_acting_quantiles=2.5), "n_acting_quantiles must be an integer >= 1"),
         (dict(distributional="iqn", cosine_embedding_dim=0), "cosine_embedding_dim must be an integer >= 1"),

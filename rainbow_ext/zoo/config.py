@@ -21,6 +21,7 @@ import ast
 import collections.abc
 import difflib
 import inspect
+import math
 import re
 import sys
 import types
@@ -286,6 +287,8 @@ def learning_rate_schedule(value: float | str) -> float | Callable[[float], floa
             start = float(value.removeprefix("lin_"))
         except ValueError as error:
             raise ConfigError(f"learning_rate must be a number or 'lin_<number>', got {value!r}") from error
+        if not (math.isfinite(start) and start > 0):
+            raise ConfigError(f"learning_rate's schedule must start at a finite number > 0, got {value!r}")
         return LinearSchedule(start, 0.0, 1.0)
     return float(value)
 

@@ -13,6 +13,8 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from rainbow_ext.classes import ConfigError
+from rainbow_ext.domains import check_values
 from rainbow_ext.envs.make import env_family, make_env
 from rainbow_ext.presets import PRESETS, preset_flags
 from rainbow_ext.zoo import config as cfg
@@ -87,9 +89,10 @@ def resolve_run(
     cfg.check_keys(entry, algo_class(algo), source)
     cfg.check_keys(overrides, algo_class(algo), "-params")
     merged = cfg.apply_preset(flags, entry, overrides, source)
-    for count in ("buffer_size", "batch_size"):  # SB3 takes 0 (one slot; a division by zero), any algo
-        if count in merged and merged[count] < 1:
-            raise UsageError(f"{count} must be an integer >= 1, got {merged[count]!r}")
+    # every value in its domain (rainbow_ext.domains), for any algo, named with where it was given
+    for key, value in merged.items():
+        where = "-params" if key in overrides else source if key in entry else f"the preset {algo!r}"
+        check_values({key: value}, where, ConfigError)
     run_keys = {k: merged.pop(k) for k in cfg.RUN_KEYS if k in merged}
     n_envs = n_envs if n_envs is not None else int(run_keys.get("n_envs", 1))
     n_timesteps = n_timesteps if n_timesteps is not None else int(run_keys.get("n_timesteps", 100_000))

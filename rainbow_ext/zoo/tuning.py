@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from rainbow_ext.domains import check_values
 from rainbow_ext.evaluation import EvalCallback
 from rainbow_ext.presets import PRESETS
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
 from rainbow_ext.zoo.algorithms import check_algo
-from rainbow_ext.zoo.errors import EXIT_INTERRUPTED
+from rainbow_ext.zoo.errors import EXIT_INTERRUPTED, UsageError
 from rainbow_ext.zoo.experiment import check_device
 from rainbow_ext.zoo.models import build_model
 from rainbow_ext.zoo.resolution import RunConfig, resolve_run
@@ -183,6 +184,8 @@ def trial_value(trial: Any, context: TrialContext) -> float:
         raise optuna.TrialPruned("the study has its trials")
     flags = {key: value for key, value in run.hyperparams.items() if key in PRESETS.get(run.algo, {})}
     sampled = context.space.sample(trial, flags)
+    # a search space cannot leave the hyperparameters' domains (rainbow_ext.domains)
+    check_values(sampled, f"the search space {Path(context.space.__file__).name}", UsageError)
     # the config entry, the sample over it, and -params over both (fixed for every trial)
     hyperparams = merge(merge(run.hyperparams, sampled), context.fixed)
     trial.set_user_attr("hyperparams", cfg.to_yaml_value(hyperparams))

@@ -247,7 +247,7 @@ def test_rainbow_frame_storage_off() -> None:
     ("env", "frame_storage", "message"),
     [
         ("CartPole-v1", True, "frame_storage=True needs an env that stacks image frames"),
-        ("CartPole-v1", "yes", "frame_storage must be None"),
+        ("CartPole-v1", "yes", r"frame_storage must be one of True, False, or None"),
     ],
 )
 def test_rainbow_frame_storage_bad_input(env, frame_storage, message) -> None:
