@@ -32,7 +32,7 @@ from rainbow_ext.head_options import OPTION_NAMES, HeadOptions
 from rainbow_ext.layers import built_noisy_weights
 from rainbow_ext.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RainbowPolicy, RainbowQNetwork
 from rainbow_ext.presets import preset_flags
-from rainbow_ext.replay import frames_to_store, replay_buffer_choice
+from rainbow_ext.replay import check_replay_fits, frames_to_store, replay_buffer_choice
 from rainbow_ext.stepping import GradientSteps, clip_grad_norm, flushed_denormals
 
 SelfRainbow = TypeVar("SelfRainbow", bound="Rainbow")
@@ -254,6 +254,8 @@ class Rainbow(GradientSteps, DistributionalLoss, DQN):
             self.frame_stack = frames_to_store(
                 self.frame_storage, self.env, self.observation_space, self.optimize_memory_usage
             )
+        if self.replay_buffer is None:
+            check_replay_fits(self.buffer_size, self.observation_space, self.frame_stack)
         self.replay_buffer_class, self.replay_buffer_kwargs = replay_buffer_choice(
             self.replay_buffer_class,
             self.replay_buffer_kwargs,

@@ -4,8 +4,10 @@ buffers given ``n_steps`` and ``gamma`` whoever chose them."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 
@@ -67,3 +69,33 @@ def frames_to_store(
         )
     check_frame_stack(observation_space, n_stack)
     return n_stack
+
+
+def total_memory() -> int | None:
+    """The machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def observation_bytes(space: spaces.Space) -> int:
+    if isinstance(space, spaces.Dict):
+        return sum(observation_bytes(sub) for sub in space.spaces.values())
+    return int(np.prod(space.shape or (1,))) * np.dtype(space.dtype or np.float32).itemsize
+
+
+def check_replay_fits(buffer_size: int, observation_space: spaces.Space, frame_stack: int) -> None:
+    """A ValueError before any array is allocated when even the smallest layout of ``buffer_size``
+    transitions (one copy of each observation; one frame of it with frame storage) exceeds the machine's
+    memory: SB3 would otherwise allocate until it fails, or warn and swap."""
+    memory = total_memory()
+    if memory is None:
+        return
+    per_transition = observation_bytes(observation_space) // max(frame_stack, 1)
+    needed = buffer_size * per_transition
+    if needed > memory:
+        raise ValueError(
+            f"buffer_size={buffer_size} needs at least {needed / 2**30:.1f} GiB for its observations "
+            f"({per_transition} bytes a transition), more than this machine's {memory / 2**30:.1f} GiB of memory"
+        )
