@@ -90,9 +90,9 @@ def resolve_run(
     cfg.check_keys(overrides, algo_class(algo), "-params")
     merged = cfg.apply_preset(flags, entry, overrides, source)
     # every value in its domain (rainbow_ext.domains), for any algo, named with where it was given
-    for key, value in merged.items():
-        where = "-params" if key in overrides else source if key in entry else f"the preset {algo!r}"
-        check_values({key: value}, where, ConfigError)
+    for name, value in merged.items():
+        where = "-params" if name in overrides else source if name in entry else f"the preset {algo!r}"
+        check_values({name: value}, where, ConfigError)
     run_keys = {k: merged.pop(k) for k in cfg.RUN_KEYS if k in merged}
     n_envs = n_envs if n_envs is not None else int(run_keys.get("n_envs", 1))
     n_timesteps = n_timesteps if n_timesteps is not None else int(run_keys.get("n_timesteps", 100_000))
