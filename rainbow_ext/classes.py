@@ -52,3 +52,34 @@ def import_object(path: str, what: str, base: str | None = None) -> type:
 def _class_at(path: str) -> type:
     module_name, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module_name), name)
+
+
+def check_class_use(key: str, cls: type, where: str) -> None:
+    """A class a config names must be able to serve as ``key``, checked by use before any run folder exists:
+    not abstract; an ``activation_fn`` built without arguments (as SB3 builds it) and run on a batch; an
+    ``optimizer_class`` whose ``step`` runs without a closure (SB3's train loop passes none). A
+    ``features_extractor_class`` needs the env's spaces: the model's dry run checks it
+    (:func:`rainbow_ext.zoo.models.build_model`)."""
+    import torch as th
+
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise ConfigError(f"{where}: {cls.__name__} is abstract (it does not implement {missing}) and cannot be built")
+    if key == "activation_fn":
+        try:
+            activation = cls()
+            activation(th.zeros(2, 3))
+        except Exception as error:  # any failure to build or run is the class's unfitness here
+            raise ConfigError(
+                f"{where}: {cls.__name__} cannot serve as an activation (built as {cls.__name__}() and run on a "
+                f"batch: {type(error).__name__}: {error})"
+            ) from None
+    if key == "optimizer_class":
+        if cls.step is th.optim.Optimizer.step:
+            raise ConfigError(f"{where}: {cls.__name__} implements no step (torch.optim.Optimizer is the base class)")
+        closure = inspect.signature(cls.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise ConfigError(
+                f"{where}: {cls.__name__}.step needs a closure (it re-evaluates the loss), which SB3's train loop "
+                "does not pass; use an optimizer whose step takes none (torch.optim.Adam, RMSprop, SGD, ...)"
+            )

@@ -14,6 +14,8 @@ from rainbow_ext.enjoy import main as enjoy_main
 from rainbow_ext.train import main
 from tests.helpers.commands import FAST, run_command
 
+BASE_EXTRACTOR = "stable_baselines3.common.torch_layers.BaseFeaturesExtractor"
+
 
 def test_enjoy_records_a_video(tmp_path: Path, capsys) -> None:
     argv = ["--algo", "dqn", "-n", "300", "--eval-freq", "-1", "-f", str(tmp_path), "--no-progress-bar"]
@@ -43,6 +45,20 @@ def test_enjoy_records_a_video(tmp_path: Path, capsys) -> None:
         (["-params", "policy_kwargs:{activation_fn: os.abort}"], "'os.abort' is outside the modules a config may"),
         (["-params", "policy_kwargs:{optimizer_class: torch.nn.ReLU}"], "ReLU' is not a subclass of torch.optim"),
         (["-params", "policy_kwargs:{activation_fn: torch.relu}"], "'torch.relu' is not a subclass of torch.nn.Module"),
+        # classes checked by use, not by membership: each refused with the reason, before any run folder
+        (["-params", "policy_kwargs:{activation_fn: torch.nn.Module}"], "Module cannot serve as an activation"),
+        (["-params", "policy_kwargs:{activation_fn: torch.nn.Linear}"], "missing 2 required positional arguments"),
+        (["-params", "policy_kwargs:{optimizer_class: torch.optim.LBFGS}"], "LBFGS.step needs a closure"),
+        (["-params", "policy_kwargs:{optimizer_class: torch.optim.Optimizer}"], "Optimizer implements no step"),
+        (
+            ["-params", f"policy_kwargs:{{features_extractor_class: {BASE_EXTRACTOR}}}"],
+            "the network cannot be built or run with policy_kwargs ['features_extractor_class']",
+        ),
+        (["-params", "policy_kwargs:{features_extractor_class: NatureCNNTrunk}"], "NatureCNNTrunk needs a channel"),
+        # nested values named with their key and where they were given
+        (["-params", "policy_kwargs:{net_arch: abc}"], "policy_kwargs['net_arch'] in -params must be a list of layer"),
+        (["-params", "policy_kwargs:{net_arch: [64, 0]}"], "policy_kwargs['net_arch'] in -params must be a list"),
+        (["-params", "policy_kwargs:{netarch: [64]}"], "policy_kwargs (the entry"),
         (["--n-eval-envs", "0"], "--n-eval-envs must be >= 1"),
         (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
         (["-params", "buffer_size:0"], "buffer_size in -params must be an integer >= 1"),

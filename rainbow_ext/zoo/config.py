@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
-from rainbow_ext.classes import ConfigError, import_object
+from rainbow_ext.classes import ConfigError, check_class_use, import_object
 
 
 def shipped_folder(package: str, top_level: str) -> Path:
@@ -231,7 +231,19 @@ def apply_preset(
         merged["train_freq"] = parse_train_freq(merged["train_freq"])
     if "policy_kwargs" in merged:
         merged["policy_kwargs"] = parse_policy_kwargs(merged["policy_kwargs"])
+        where = "-params" if "policy_kwargs" in overrides else source
+        check_net_arch(merged["policy_kwargs"].get("net_arch"), f"policy_kwargs['net_arch'] in {where}")
     return merged
+
+
+def check_net_arch(net_arch: Any, where: str) -> None:
+    """None, or a list of hidden-layer sizes, each an integer >= 1 (SB3's DQN policies take no dict form)."""
+    if net_arch is None:
+        return
+    if not isinstance(net_arch, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in net_arch
+    ):
+        raise ConfigError(f"{where} must be a list of layer sizes, each an integer >= 1, got {net_arch!r}")
 
 
 def _against(key: str, value: Any, flags: dict[str, Any]) -> bool:
@@ -302,6 +314,7 @@ def parse_policy_kwargs(value: dict[str, Any] | str) -> dict[str, Any]:
     for key, base in CLASS_KWARGS.items():
         if isinstance(kwargs.get(key), str):
             kwargs[key] = import_object(kwargs[key], f"policy_kwargs[{key!r}]", base)
+            check_class_use(key, kwargs[key], f"policy_kwargs[{key!r}]")
     return kwargs
 
 

@@ -34,15 +34,31 @@ def build_model(
     kwargs = dict(run.hyperparams if hyperparams is None else hyperparams)
     if "learning_rate" in kwargs:
         kwargs["learning_rate"] = cfg.learning_rate_schedule(kwargs["learning_rate"])
-    return algo_class(run.algo)(  # type: ignore[call-arg]
-        run.policy,
-        env,
-        seed=run.seed if seed is None else seed,
-        device=device,
-        verbose=verbose,
-        tensorboard_log=tensorboard_log,
-        **kwargs,
-    )
+    chosen = sorted(set(kwargs.get("policy_kwargs") or {}) & set(cfg.CLASS_KWARGS))
+    try:
+        model = algo_class(run.algo)(  # type: ignore[call-arg]
+            run.policy,
+            env,
+            seed=run.seed if seed is None else seed,
+            device=device,
+            verbose=verbose,
+            tensorboard_log=tensorboard_log,
+            **kwargs,
+        )
+        if chosen:  # classes from the config: one forward pass on this env's observations before the run starts
+            model.predict(model.observation_space.sample(), deterministic=True)
+    except (TypeError, RuntimeError, NotImplementedError, AttributeError, AssertionError) as error:
+        unknown_key = isinstance(error, TypeError) and "unexpected keyword argument" in str(error)
+        if unknown_key and kwargs.get("policy_kwargs"):
+            where = f"the entry {run.source} or -params"
+            raise UsageError(f"policy_kwargs ({where}): {error}; the policy takes SB3's arguments") from error
+        if not chosen:
+            raise  # not the config's classes: a bug, with its traceback
+        raise UsageError(
+            f"the network cannot be built or run with policy_kwargs {chosen} from {run.source}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return model
 
 
 def warn_if_no_update(model: BaseAlgorithm, n_timesteps: int) -> None:
