@@ -186,9 +186,20 @@ def test_only_the_worker_that_creates_a_study_seeds_with_seed(tmp_path: Path) ->
     assert first_sample(open_(tmp_path / "b")) == first_sample(open_(tmp_path / "c"))  # new studies: --seed
 
 
-def test_failed_trials_give_exit_status_1_with_the_first_error(tmp_path: Path, capsys) -> None:
+def test_failed_trials_give_exit_status_1_with_the_first_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    import rainbow_ext.zoo.tuning as tuning
+
     argv = ["--algo", "dqn", "--n-trials", "1", *QUICK, "-n", "300", "-f", str(tmp_path / "s")]
-    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
+    # a bad value is refused before any trial (exit 2), with nothing written
+    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 2
+    assert "policy_kwargs['net_arch'] in -params must be a list" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+    def failing_build(*args, **kwargs):
+        raise RuntimeError("the model could not be built")
+
+    monkeypatch.setattr(tuning, "build_model", failing_build)  # a failure inside the trial
+    assert main(argv) == 1
     assert "error: 1 trial(s) failed; the first: RuntimeError" in capsys.readouterr().err
 
 
