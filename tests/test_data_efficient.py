@@ -170,7 +170,7 @@ def test_flush_denormal_holds_during_learn_only() -> None:
             model.learn(10)
     finally:
         th.set_num_threads(threads)
-    with pytest.raises(ValueError, match="flush_denormal must be True or False"):
+    with pytest.raises(ValueError, match="flush_denormal must be one of True, False"):
         Rainbow("MlpPolicy", "CartPole-v1", flush_denormal="yes")
 
 

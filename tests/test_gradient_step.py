@@ -140,7 +140,7 @@ def test_train_statistics_reach_every_dump() -> None:
 
 def test_cuda_graphs_option() -> None:
     assert Rainbow("MlpPolicy", "CartPole-v1").cuda_graphs is None
-    with pytest.raises(ValueError, match="cuda_graphs must be None"):
+    with pytest.raises(ValueError, match="cuda_graphs must be one of True, False, or None"):
         Rainbow("MlpPolicy", "CartPole-v1", cuda_graphs="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
         Rainbow("MlpPolicy", "CartPole-v1", cuda_graphs=True, device="cpu")

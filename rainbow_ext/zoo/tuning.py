@@ -19,16 +19,21 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 from rainbow_ext.domains import check_values
 from rainbow_ext.evaluation import EvalCallback
@@ -168,6 +173,8 @@ class TrialContext:
     space: ModuleType
     folder: Path
     fixed: dict[str, Any]
+    #: set by the first Ctrl-C (or SIGTERM): every running trial stops at its next step
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def objective(trial: Any, context: TrialContext) -> float:
@@ -182,6 +189,7 @@ def trial_value(trial: Any, context: TrialContext) -> float:
     if counted_trials(trial.study, before=trial.number) >= args.n_trials:
         trial.set_user_attr("surplus", True)  # another worker finished the last trial first
         raise optuna.TrialPruned("the study has its trials")
+    stop_if_interrupted(trial, context)
     flags = {key: value for key, value in run.hyperparams.items() if key in PRESETS.get(run.algo, {})}
     sampled = context.space.sample(trial, flags)
     # a search space cannot leave the hyperparameters' domains (rainbow_ext.domains)
@@ -233,10 +241,12 @@ def train_one(trial: Any, context: TrialContext, hyperparams: dict[str, Any], se
                 name=f"{args.study_name}-trial-{trial.number}-seed-{seed}",
             )
             callbacks.append(wandb_callback)
+        callbacks.append(StopWhenSet(context.stop))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to a divergence
                 model.learn(run.n_timesteps, callback=callbacks)
+            stop_if_interrupted(trial, context)
         except (ValueError, AssertionError, RuntimeError) as error:  # NaN in a distribution, a torch error
             raise optuna.TrialPruned(f"diverged: {error}") from error
         finally:
@@ -255,6 +265,53 @@ def train_one(trial: Any, context: TrialContext, hyperparams: dict[str, Any], se
         eval_env.close()
 
 
+class StopWhenSet(BaseCallback):
+    """Ends ``learn`` at the next step once ``stop`` is set (from the main thread's signal handler)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def _on_step(self) -> bool:
+        return not self.stop.is_set()
+
+
+def stop_if_interrupted(trial: Any, context: TrialContext) -> None:
+    """A trial stopped by Ctrl-C ends pruned and marked ``interrupted`` (so that it does not count toward
+    ``--n-trials``, and a rerun samples it again), never left RUNNING."""
+    import optuna
+
+    if context.stop.is_set():
+        trial.set_user_attr("interrupted", True)
+        raise optuna.TrialPruned("interrupted")
+
+
+@contextmanager
+def stopping_on_signals(stop: threading.Event, study: Any) -> Iterator[None]:
+    """While trials run (in this thread or in ``--n-jobs`` threads): the first SIGINT or SIGTERM sets
+    ``stop``, so that each running trial ends at its next environment step, and stops the study from
+    starting new ones; later signals only say that it is stopping, so that a Ctrl-C repeated while the
+    trials wind down cannot abort the process and leave trials RUNNING."""
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            print("still stopping: the running trials end at their next step", file=sys.stderr)
+            return
+        stop.set()
+        print("stopping: the running trials end at their next step", file=sys.stderr)
+        with suppress(RuntimeError):  # not inside optimize (before or after the trials)
+            study.stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            # once stopping, later signals are ignored up to the exit: Python resets its own handlers while
+            # it shuts down, and a signal then would kill the process with SIGINT's default action
+            signal.signal(sig, signal.SIG_IGN if stop.is_set() else handler)
+
+
 def counted_trials(study: Any, before: int | None = None) -> int:
     """Trials that count toward ``--n-trials``: finished ones (complete or pruned, surplus excluded),
     plus, with ``before``, those still running that started before trial number ``before``."""
@@ -263,7 +320,7 @@ def counted_trials(study: Any, before: int | None = None) -> int:
     finished = tuple(TrialState[name] for name in COUNTED)
     count = 0
     for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("surplus"):
+        if trial.user_attrs.get("surplus") or trial.user_attrs.get("interrupted"):
             continue
         if trial.state in finished or (
             before is not None and trial.state == TrialState.RUNNING and trial.number < before
@@ -408,14 +465,18 @@ def run_study(args: TuneOptions, run: RunConfig, folder: Path, url: str, study: 
     )
     try:
         if counted_trials(study) < args.n_trials:
-            study.optimize(
-                lambda trial: objective(trial, context),
-                n_trials=args.n_trials,
-                n_jobs=args.n_jobs,
-                callbacks=[stop_at_total],
-                catch=(Exception,),  # a failed trial is counted and reported, the study goes on
-            )
-    except KeyboardInterrupt:
+            with stopping_on_signals(context.stop, study):
+                study.optimize(
+                    lambda trial: objective(trial, context),
+                    n_trials=args.n_trials,
+                    n_jobs=args.n_jobs,
+                    # after each trial, in its thread (where Optuna lets a study stop): no new trial once stopping
+                    callbacks=[stop_at_total, lambda study, _: study.stop() if context.stop.is_set() else None],
+                    catch=(Exception,),  # a failed trial is counted and reported, the study goes on
+                )
+    except KeyboardInterrupt:  # before the trials started
+        context.stop.set()
+    if context.stop.is_set():
         print("interrupted: the study keeps its finished trials; rerun to continue", file=sys.stderr)
         report(study, run, folder, args)
         return EXIT_INTERRUPTED
@@ -428,7 +489,8 @@ def report(study: Any, run: RunConfig, folder: Path, args: TuneOptions) -> int:
 
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-    print(f"{len(completed)} complete, {len([t for t in pruned if not t.user_attrs.get('surplus')])} pruned")
+    counted = [t for t in pruned if not (t.user_attrs.get("surplus") or t.user_attrs.get("interrupted"))]
+    print(f"{len(completed)} complete, {len(counted)} pruned")
     if not completed:
         print("no complete trial yet: no best hyperparameters")
         return 0

@@ -247,3 +247,52 @@ def test_each_head_and_munchausen_get_their_own_parameters_sampled() -> None:
     assert sampled("rainbow-iqn") & head_keys == {"n_quantiles", "n_acting_quantiles"}
     assert sampled("dqn") & (head_keys | munchausen_keys) == set()
     assert sampled("m-dqn") & (head_keys | munchausen_keys) == munchausen_keys
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_ctrl_c_stops_running_trials_within_seconds_and_leaves_none_running(n_jobs: int, tmp_path: Path) -> None:
+    """A real process and real signals: Ctrl-C while trials train (two in threads with --n-jobs 2), then a
+    second Ctrl-C while they wind down. Exit 130 within seconds, no traceback, no trial left RUNNING, and
+    the interrupted trials do not count toward --n-trials."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    folder = tmp_path / "study"
+    argv = ["--algo", "dqn", "--n-trials", "4", "--n-jobs", str(n_jobs), "-n", "500000", "--n-evaluations", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rainbow_ext.tune", *argv, "-f", str(folder)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"sqlite:///{folder / 'study.db'}"
+    deadline = time.monotonic() + 120
+    running = 0
+    while running < n_jobs and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="dqn-CartPole-v1", storage=url)
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        except (KeyError, Exception):  # the study is not created yet
+            running = 0
+    assert running == n_jobs, "the trials did not start"
+    time.sleep(2.0)  # inside learn
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # a second Ctrl-C never aborts
+    start = time.monotonic()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert time.monotonic() - start < 30
+    assert "Traceback" not in err and "stopping: the running trials end at their next step" in err
+    trials = optuna.load_study(study_name="dqn-CartPole-v1", storage=url).get_trials(deepcopy=False)
+    assert trials and not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == n_jobs and all(t.state == TrialState.PRUNED for t in interrupted)
+    assert "0 of 4 trials finished" in out
