@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.jobs < 1:
             raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        variants = [v.strip() for v in args.variants.split(",")]  # an empty name is refused, not dropped
         conf_files = conf_file_map(args.conf_file, variants)
         grid = make_grid(
             variants,

@@ -96,8 +96,12 @@ def make_grid(
 ) -> Grid:
     """The grid, checked: known algos (presets or baselines) without repeats, existing envs, at least
     one seed, readable ``-params``, config files for algos of the grid that exist."""
+    if not variants or any(not v for v in variants):
+        raise UsageError(
+            f"--variants names no variant or an empty one ({','.join(variants)!r}); valid: {', '.join(ALGOS)}"
+        )
     unknown = [v for v in variants if v not in ALGOS]
-    if unknown or not variants:
+    if unknown:
         raise UsageError(f"unknown variant(s) {unknown}; valid: {', '.join(ALGOS)}")
     if len(set(variants)) != len(variants):
         raise UsageError(f"variants repeat: {variants}")

@@ -5,8 +5,10 @@ makes the callbacks, learns and saves. ``tune``, ``ablate`` and the benchmarks g
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,8 +111,13 @@ def train_run(session: Session) -> TrainResult:
     """Open the run folder (config.yml, args.yml, command.txt), make the callbacks, learn (with
     evaluations, checkpoints, tracking and a clean stop on SIGINT/SIGTERM), and save the model, the
     training episodes (episodes.csv) and, when stopped, the replay buffer."""
-    run, model, options = session.run, session.model, session.options
     resuming = session.run_dir is not None
+    with runs.continuing(session.run_dir) if resuming else nullcontext():  # type: ignore[arg-type]
+        return _train_in_folder(session, resuming)
+
+
+def _train_in_folder(session: Session, resuming: bool) -> TrainResult:
+    run, model, options = session.run, session.model, session.options
     run_dir, config = open_run_folder(session)
     callbacks = make_callbacks(run, model, options, run_dir, config, resuming, session.seconds_before)
     start = time.perf_counter()
@@ -169,6 +176,8 @@ def save_run(session: Session, run_dir: Path, callbacks: RunCallbacks) -> None:
         callbacks.episodes.save()
         if stop.received or options.save_replay_buffer:
             runs.save_replay_buffer(model, run_dir / runs.BUFFER_FILE)
+        else:  # one an earlier stop left belongs to an earlier model
+            (run_dir / runs.BUFFER_FILE).unlink(missing_ok=True)
         finished = model.num_timesteps >= run.n_timesteps
         if checkpointer is not None and stop.received and not finished:
             checkpointer.save()  # where it stopped, for a resume from the checkpoint
@@ -184,8 +193,8 @@ def save_run(session: Session, run_dir: Path, callbacks: RunCallbacks) -> None:
     if stop.received:
         print(
             f"{stop.received}: stopped at step {model.num_timesteps:,} of {run.n_timesteps:,}; saved {path} and "
-            f"{run_dir / runs.BUFFER_FILE}. Continue with: python -m rainbow_ext.train --algo {run.algo} "
-            f"--env {run.env} -i {path}"
+            f"{run_dir / runs.BUFFER_FILE}. Continue with: "
+            + shlex.join(["python", "-m", "rainbow_ext.train", "--algo", run.algo, "--env", run.env, "-i", str(path)])
         )
     else:
         print(f"saved {path} after {model.num_timesteps:,} steps")

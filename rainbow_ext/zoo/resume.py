@@ -22,6 +22,9 @@ from rainbow_ext.zoo.algorithms import algo_class, check_algo, saved_algorithm
 from rainbow_ext.zoo.errors import UsageError
 from rainbow_ext.zoo.resolution import RunConfig, resolve_run
 
+# a replay buffer saved this much before its model belongs to an earlier save (a stop saves the model first)
+STALE_SECONDS = 2.0
+
 
 @dataclass
 class Resume:
@@ -50,11 +53,14 @@ def resume_run(
     """The model at ``path`` and the run it continues: read from its run folder, or resolved as a new run
     for a model file alone. ``eval_episodes`` (None: no evaluations) must match the run's evaluation
     history."""
-    if not path.is_file():
-        raise UsageError(f"-i {path}: no such file")
+    path = model_to_continue(path)
     run_dir = run_folder_of(path)
     if run_dir is not None:
         check_algo(algo)
+        runs.check_writable(run_dir)  # a read-only run folder: refused before anything is loaded
+        holder = runs.lock_holder(run_dir / runs.LOCK_FILE)
+        if holder is not None:
+            raise UsageError(f"-i {path}: the run is being continued by process {holder}; wait for it to end")
         run = run_from_folder(run_dir, path, algo, env, **run_flags)
     else:
         run = resolve_run(algo, env, params, conf_file, **run_flags)
@@ -72,6 +78,33 @@ def resume_run(
     model.set_random_seed(run.seed + model.num_timesteps)  # the env's seeds go on from here, not from step 0
     seconds_before = runs.checkpoint_seconds(path.parent) if (path.parent / runs.META_FILE).exists() else 0.0
     return Resume(run, model, run_dir, remaining, seconds_before)
+
+
+def model_to_continue(path: Path) -> Path:
+    """The model file ``-i`` names: a model file, or a run folder's newest whole model (its checkpoint's,
+    ``checkpoint.old``'s after a kill between the checkpoint's two renames, else its final model). A missing
+    checkpoint model names the one the run has."""
+    if path.is_dir():
+        if not (path / runs.CONFIG_FILE).exists():
+            raise UsageError(f"-i {path}: a folder, but not a run folder (no {runs.CONFIG_FILE})")
+        found = resume_point(path)
+        if found is None:
+            env = runs.read_yaml(path / runs.CONFIG_FILE).get("env", "")
+            found = runs.model_file(path, env)
+        if not found.is_file():
+            raise UsageError(f"-i {path}: the run folder holds no model to continue (no checkpoint, no {found.name})")
+        print(f"continuing {path} from {found}")
+        return found
+    if not path.is_file():
+        run = path.parent.parent if path.parent.name.startswith(runs.CHECKPOINT_DIR) else None
+        whole = runs.latest_checkpoint(run) if run is not None else None
+        if whole is not None:
+            raise UsageError(
+                f"-i {path}: no such file; the run's newest whole checkpoint is {whole / runs.MODEL_FILE} "
+                f"(-i {run} finds it)"
+            )
+        raise UsageError(f"-i {path}: no such file")
+    return path
 
 
 def resume_point(run_dir: Path) -> Path | None:
@@ -153,12 +186,27 @@ def load_trained_agent(
         raise UsageError(f"-i {path}: this file is {name} model, not {run.algo}; pass --algo accordingly")
     try:
         model = expected.load(path, env=env, device=device, verbose=verbose, **kwargs)
-    except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as error:
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        EOFError,
+        pickle.UnpicklingError,
+        RuntimeError,
+        ValueError,
+        AssertionError,
+    ) as error:
         raise UsageError(f"-i {path}: not a readable {run.algo} model ({type(error).__name__}: {error})") from error
     buffer = path.parent / runs.BUFFER_FILE
     if not buffer.exists():
         warnings.warn(
             f"-i {path}: no replay buffer beside it ({buffer.name}); training goes on with an empty one", stacklevel=3
+        )
+    elif buffer.stat().st_mtime < path.stat().st_mtime - STALE_SECONDS:
+        # saved with a model before this one (a stop, then a continued run that finished): not this model's
+        warnings.warn(
+            f"-i {path}: {buffer} is older than the model (left by an earlier stop), not loaded; training goes "
+            "on with an empty buffer (move the file away to silence this)",
+            stacklevel=3,
         )
     else:
         try:

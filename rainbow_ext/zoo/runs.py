@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,6 +26,7 @@ import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 
 from rainbow_ext.files import replace_durably
+from rainbow_ext.zoo.errors import UsageError
 
 CONFIG_FILE = "config.yml"
 ARGS_FILE = "args.yml"
@@ -35,6 +38,7 @@ EVALUATIONS_FILE = "evaluations.npz"
 EPISODES_FILE = "episodes.csv"  # every finished training episode (a whole game on Atari): step, return, length
 CHECKPOINT_DIR = "checkpoint"  # the latest resumable state of a run: model, replay buffer, episodes, meta
 MODEL_FILE = "model.zip"  # the model's file in a checkpoint
+LOCK_FILE = ".continuing"  # held by the process that continues a run: host and pid
 META_FILE = "meta.json"  # a checkpoint's step and training seconds; written last, it marks the checkpoint whole
 
 
@@ -346,3 +350,57 @@ class StopOnSignal(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.received is None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def continuing(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the run is continued: a second process that continues the same run is
+    refused while this one lives. A lock whose process is gone (a killed run) is taken over; one held on
+    another machine cannot be checked and is refused with its holder named."""
+    path = run_dir / LOCK_FILE
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(3):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock_holder(path)
+            if holder is None:
+                path.unlink(missing_ok=True)  # a killed run's, or unreadable: taken over
+                continue
+            raise UsageError(
+                f"{run_dir} is being continued by process {holder} (lock {path}); wait for it to end, or remove "
+                "the lock if that process is gone"
+            ) from None
+        with os.fdopen(descriptor, "w") as file:
+            file.write(me)
+        break
+    else:
+        raise UsageError(f"cannot take the lock {path} of {run_dir}")
+    try:
+        yield
+    finally:
+        if path.exists() and path.read_text() == me:
+            path.unlink(missing_ok=True)
+
+
+def lock_holder(path: Path) -> str | None:
+    """``"pid on host"`` of the live process that holds the lock at ``path``; None when there is none (no
+    lock, a dead process on this machine, an unreadable lock)."""
+    try:
+        host, pid = path.read_text().split()
+        process = int(pid)
+    except (OSError, ValueError):
+        return None
+    if host == socket.gethostname() and not _process_alive(process):
+        return None
+    return f"{process} on {host}"

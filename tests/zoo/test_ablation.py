@@ -124,6 +124,8 @@ def test_a_run_being_claimed_is_not_failed(tmp_path: Path) -> None:
     ("argv", "message"),
     [
         (["--variants", "rainbow,rainbow-no-everything"], "unknown variant(s) ['rainbow-no-everything']; valid: dqn"),
+        (["--variants", ","], "--variants names no variant or an empty one (',')"),
+        (["--variants", "rainbow,"], "--variants names no variant or an empty one ('rainbow,')"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--env", "NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
         (["-conf", "qrdqn=x.yml"], "a config file for 'qrdqn', which is not a variant of the grid"),

@@ -2,10 +2,13 @@
 resolved configs, baselines, interruption and resumption, offline tracking, Atari and MinAtar, saving."""
 
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,9 @@ import pytest
 import yaml
 
 from rainbow_ext import Rainbow
+from rainbow_ext.enjoy import main as enjoy_main
 from rainbow_ext.train import main
+from rainbow_ext.zoo import runs
 from tests.helpers.commands import FAST, run_command
 
 
@@ -80,6 +85,7 @@ def test_qrdqn_baseline_trains(tmp_path: Path) -> None:
 
 
 def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "a folder's name"  # the printed command must survive spaces and quotes
     argv = ["--algo", "rainbow", "-n", "6000", "--eval-freq", "400", "--eval-episodes", "1", "-f", str(tmp_path)]
     argv += ["--no-progress-bar", "--verbose", "0", "-params", *FAST]
     process = subprocess.Popen([sys.executable, "-m", "rainbow_ext.train", *argv], stdout=subprocess.PIPE, text=True)
@@ -104,11 +110,25 @@ def test_sigint_saves_and_i_resumes(tmp_path: Path) -> None:
     assert len(before) and (before[:, 1] == before[:, 2]).all() and before[-1, 0] <= interrupted.num_timesteps
     assert before[:, 2].sum() <= interrupted.num_timesteps
 
+    # the printed "Continue with:" command, read back as a shell reads it
+    printed = shlex.split(out.split("Continue with: ")[1].splitlines()[0])
+    assert printed == ["python", "-m", "rainbow_ext.train", "--algo", "rainbow", "--env", "CartPole-v1", "-i",
+                       str(run_dir / "CartPole-v1.zip")]  # fmt: skip
     result = run_command(
-        "rainbow_ext.train", "--algo", "rainbow", "-i", str(run_dir / "CartPole-v1.zip"), "-f", str(tmp_path),
-        "--eval-freq", "400", "--eval-episodes", "1", "--no-progress-bar", "--verbose", "0",
-    )  # fmt: skip
+        *printed[2:],
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "400",
+        "--eval-episodes",
+        "1",
+        "--no-progress-bar",
+        "--verbose",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
+    assert not (run_dir / "replay_buffer.pkl").exists()  # the stop's buffer is not the finished model's
+    assert not (run_dir / runs.LOCK_FILE).exists()  # released
     assert f"loaded the replay buffer ({buffer.size()} transitions)" in result.stdout
     resumed = Rainbow.load(run_dir / "CartPole-v1.zip")
     assert resumed.num_timesteps >= 6000  # the original budget, counted on from the interruption
@@ -231,3 +251,81 @@ def test_a_best_model_from_a_dropped_stretch_is_not_kept(tmp_path: Path) -> None
     assert steps == sorted(set(steps))
     if (run_dir / "best_model.zip").exists():  # saved again by this stretch, or not at all
         assert Rainbow.load(run_dir / "best_model.zip").num_timesteps != 500
+
+
+def _finished_run(folder: Path, *extra: str) -> Path:
+    argv = ["--algo", "dqn", "-n", "300", "--eval-freq", "-1", "-f", str(folder), "--no-progress-bar", "--verbose", "0"]
+    assert main([*argv, *extra, "-params", *FAST]) == 0
+    return folder / "dqn" / "CartPole-v1_1"
+
+
+def test_two_continuations_of_one_run_are_refused_and_a_killed_ones_lock_is_taken_over(tmp_path: Path, capsys) -> None:
+    run_dir = _finished_run(tmp_path)
+    argv = [
+        "--algo",
+        "dqn",
+        "-i",
+        str(run_dir),
+        "-n",
+        "600",
+        "--eval-freq",
+        "-1",
+        "--no-progress-bar",
+        "--verbose",
+        "0",
+    ]
+    lock = run_dir / runs.LOCK_FILE
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process (this one) continues it
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert main(argv) == 2
+    assert f"the run is being continued by process {os.getpid()}" in capsys.readouterr().err
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # nothing changed
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(f"{socket.gethostname()} {int(dead.stdout)}")  # the lock of a killed run
+    with pytest.warns(UserWarning, match="no replay buffer beside it"):
+        assert main(argv) == 0
+    assert Rainbow.load(run_dir / "CartPole-v1.zip").num_timesteps >= 600 and not lock.exists()
+
+
+def test_a_stale_replay_buffer_is_not_loaded_silently(tmp_path: Path) -> None:
+    run_dir = _finished_run(tmp_path, "--save-replay-buffer")
+    buffer, model = run_dir / runs.BUFFER_FILE, run_dir / "CartPole-v1.zip"
+    old = model.stat().st_mtime - 60
+    os.utime(buffer, (old, old))  # as an earlier stop leaves it beside a later model
+    argv = ["--algo", "dqn", "-i", str(model), "-n", "600", "--eval-freq", "-1", "--no-progress-bar", "--verbose", "0"]
+    with pytest.warns(UserWarning, match="is older than the model .* not loaded"):
+        assert main(argv) == 0
+
+
+def test_a_damaged_zip_or_another_algorithms_model_is_named_not_a_traceback(tmp_path: Path, capsys) -> None:
+    run_dir = _finished_run(tmp_path)
+    model = run_dir / "CartPole-v1.zip"
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data[: len(data) // 2] if item.filename == "policy.pth" else data)  # cut inside
+    assert main(["--algo", "dqn", "-i", str(damaged), "-f", str(tmp_path / "logs")]) == 2
+    assert f"-i {damaged}: not a readable dqn model" in capsys.readouterr().err
+    # enjoy on a folder whose model is another algorithm's: the file is named for what it is
+    other = tmp_path / "qrdqn" / "CartPole-v1_1"
+    other.mkdir(parents=True)
+    model.rename(other / "CartPole-v1.zip")
+    assert enjoy_main(["--algo", "qrdqn", "-f", str(tmp_path), "-n", "1"]) == 2
+    assert "this file is a Rainbow (preset) model, not qrdqn" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_folder_is_refused_before_anything_is_loaded(tmp_path: Path, capsys) -> None:
+    run_dir = _finished_run(tmp_path)
+    run_dir.chmod(0o555)
+    try:
+        assert main(["--algo", "dqn", "-i", str(run_dir), "-n", "600", "--eval-freq", "-1"]) == 2
+        assert "cannot be written" in capsys.readouterr().err
+    finally:
+        run_dir.chmod(0o755)
+
+
+def test_i_a_folder_that_is_no_run(tmp_path: Path, capsys) -> None:
+    assert main(["--algo", "dqn", "-i", str(tmp_path), "-f", str(tmp_path / "logs")]) == 2
+    assert "a folder, but not a run folder (no config.yml)" in capsys.readouterr().err

@@ -83,8 +83,20 @@ def test_a_run_killed_during_a_write_keeps_the_previous_file(kind: str, nth: int
         assert not (run_dir / "CartPole-v1.zip").exists()
     if not (kind.startswith("checkpoint") or kind == "CartPole-v1.zip"):
         return  # continuing from a checkpoint is tested below and in tests/zoo/test_experiment.py
-    resumed = train("--algo", "rainbow", "-i", str(checkpoint / "model.zip"), *train_args(tmp_path, 600)[4:])
+    if kind == "checkpoint":  # only checkpoint.old is whole: -i at the checkpoint's missing model names it
+        missing = train(
+            "--algo", "rainbow", "-i", str(run_dir / "checkpoint" / "model.zip"), *train_args(tmp_path, 600)[4:]
+        )
+        assert (
+            missing.returncode == 2
+            and f"the run's newest whole checkpoint is {checkpoint / 'model.zip'}" in missing.stderr
+        )
+    # -i a run folder: its newest whole model (checkpoint, checkpoint.old, or the final model)
+    target = run_dir if kind.startswith("checkpoint") else checkpoint / "model.zip"
+    resumed = train("--algo", "rainbow", "-i", str(target), *train_args(tmp_path, 600)[4:])
     assert resumed.returncode == 0, resumed.stderr
+    if kind.startswith("checkpoint"):
+        assert f"continuing {run_dir} from {checkpoint / 'model.zip'}" in resumed.stdout
     check_every_file_whole(run_dir)
     assert Rainbow.load(run_dir / "CartPole-v1.zip").num_timesteps >= 600
     with np.load(run_dir / "evaluations.npz") as data:
