@@ -59,6 +59,7 @@ def test_enjoy_records_a_video(tmp_path: Path, capsys) -> None:
         (["-params", "policy_kwargs:{net_arch: abc}"], "policy_kwargs['net_arch'] in -params must be a list of layer"),
         (["-params", "policy_kwargs:{net_arch: [64, 0]}"], "policy_kwargs['net_arch'] in -params must be a list"),
         (["-params", "policy_kwargs:{netarch: [64]}"], "policy_kwargs (the entry"),
+        (["--algo", "qrdqn", "-params", "policy_kwargs:{n_quantiles: 0}"], "n_quantiles in policy_kwargs of -params"),
         (["--n-eval-envs", "0"], "--n-eval-envs must be >= 1"),
         (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
         (["-params", "buffer_size:0"], "buffer_size in -params must be an integer >= 1"),

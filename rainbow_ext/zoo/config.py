@@ -36,6 +36,7 @@ import yaml
 from stable_baselines3.common.utils import LinearSchedule
 
 from rainbow_ext.classes import ConfigError, check_class_use, import_object
+from rainbow_ext.domains import check_values
 
 
 def shipped_folder(package: str, top_level: str) -> Path:
@@ -233,6 +234,8 @@ def apply_preset(
         merged["policy_kwargs"] = parse_policy_kwargs(merged["policy_kwargs"])
         where = "-params" if "policy_kwargs" in overrides else source
         check_net_arch(merged["policy_kwargs"].get("net_arch"), f"policy_kwargs['net_arch'] in {where}")
+        for name, value in merged["policy_kwargs"].items():  # head options, QR-DQN's n_quantiles: their domains
+            check_values({name: value}, f"policy_kwargs of {where}", ConfigError)
     return merged
 
 
