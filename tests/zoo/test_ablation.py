@@ -256,7 +256,18 @@ def test_a_killed_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert Rainbow.load(run_dir / "best_model.zip").num_timesteps == steps[int(np.argmax(means))]
 
 
-def test_a_grid_whose_every_run_fails_exits_1(tmp_path: Path, capsys) -> None:
+def test_a_grid_whose_every_run_fails_exits_1(tmp_path: Path, capsys, monkeypatch) -> None:
+    import rainbow_ext.zoo.ablation as ablation
+
     argv = ["--variants", "dqn", "--seeds", "1", "-n", "100", "--eval-freq", "100", "-f", str(tmp_path / "a")]
-    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 1  # fails when the model is built
+    # a bad value is refused before the grid starts (exit 2), with nothing written
+    assert main([*argv, "-params", "policy_kwargs:{net_arch: [-1]}"]) == 2
+    assert "policy_kwargs['net_arch'] in -params must be a list" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+    def failing_train(session):
+        raise RuntimeError("the run failed")
+
+    monkeypatch.setattr(ablation, "train_run", failing_train)  # a failure inside the run
+    assert main(argv) == 1
     assert "error: 1 run(s) failed; the first: RuntimeError" in capsys.readouterr().err
