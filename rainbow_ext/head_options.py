@@ -16,7 +16,6 @@ from rainbow_ext.domains import check_values
 #: probabilities (Bellemare et al. 2017), QR-DQN's fixed quantiles (Dabney et al. 2018a) or IQN's
 #: sampled quantiles (Dabney et al. 2018b).
 HeadKind = Literal["q", "c51", "qr", "iqn"]
-DISTRIBUTIONS = ("c51", "qr", "iqn")
 # N for QR-DQN (sb3-contrib's default, as Dabney et al. 2018a's Atari agent), N = N' for IQN (Dabney et al. 2018b)
 DEFAULT_QUANTILES = {"qr": 200, "iqn": 64}
 

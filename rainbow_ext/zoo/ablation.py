@@ -196,7 +196,7 @@ def enqueue_missing(study: Any) -> int:
         mine = trial.state == TrialState.RUNNING and trial.user_attrs.get("host") == host
         # A trial whose pid is not written yet is being claimed by a live worker (host and pid are two writes).
         pid = trial.user_attrs.get("pid")
-        if mine and pid is not None and not pid_alive(int(pid)):
+        if mine and pid is not None and not runs.pid_alive(int(pid)):
             study.tell(trial.number, state=TrialState.FAIL)
             continue
         if trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
@@ -206,18 +206,6 @@ def enqueue_missing(study: Any) -> int:
     for point in missing:
         study.enqueue_trial(point)  # copies enqueued by concurrent ablations are pruned by taken_elsewhere
     return len(missing)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_folder(folder: Path, variant: str, env_id: str, seed: int) -> Path:

@@ -69,6 +69,16 @@ def default_config_file(algo: str) -> Path:
     return cfg.CONFIG_DIR / ALGOS[algo].config_file
 
 
+def foreign_model(path: Path, algo: str) -> str | None:
+    """What the model file at ``path`` is when another algorithm than ``algo`` saved it (None otherwise, or
+    when the file does not say)."""
+    saved_as = saved_algorithm(path)
+    if saved_as is None or algo_class(saved_as) is algo_class(algo):
+        return None
+    name = "a Rainbow (preset)" if saved_as == "rainbow" else f"a {saved_as}"
+    return f"this file is {name} model, not {algo}; pass --algo accordingly"
+
+
 def saved_algorithm(path: Path) -> str | None:
     """The algo a model zip was saved from, read from its policy class's module: ``"rainbow"`` (any
     preset), ``"qrdqn"`` or ``"sb3-dqn"``; None when the file does not say."""

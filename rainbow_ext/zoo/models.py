@@ -15,7 +15,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.algorithms import algo_class, check_algo, saved_algorithm
+from rainbow_ext.zoo.algorithms import algo_class, check_algo, foreign_model
 from rainbow_ext.zoo.errors import UsageError
 from rainbow_ext.zoo.resolution import RunConfig
 
@@ -102,23 +102,14 @@ def load_first_readable(paths: list[Path], algo: str, device: str = "auto") -> t
     message naming it; a UsageError names every file that did not load."""
     problems = []
     for path in paths:
-        saved_as = saved_algorithm(path) if path.is_file() else None
-        if saved_as is not None and algo_class(saved_as) is not algo_class(algo):
-            name = "a Rainbow (preset)" if saved_as == "rainbow" else f"a {saved_as}"
-            problems.append(f"{path} (this file is {name} model, not {algo}: pass --algo accordingly)")
+        foreign = foreign_model(path, algo) if path.is_file() else None
+        if foreign is not None:
+            problems.append(f"{path} ({foreign})")
             print(f"warning: {problems[-1]}", file=sys.stderr)
             continue
         try:
             return path, algo_class(algo).load(path, device=device)
-        except (
-            zipfile.BadZipFile,
-            KeyError,
-            EOFError,
-            pickle.UnpicklingError,
-            RuntimeError,
-            ValueError,
-            AssertionError,
-        ) as error:
+        except UNREADABLE as error:
             problems.append(f"{path} ({type(error).__name__}: {error})")
             print(f"warning: {problems[-1]} is not a readable {algo} model", file=sys.stderr)
     raise UsageError(f"no readable model: {'; '.join(problems)}")

@@ -18,8 +18,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from rainbow_ext.zoo import config as cfg
 from rainbow_ext.zoo import runs
-from rainbow_ext.zoo.algorithms import algo_class, check_algo, saved_algorithm
+from rainbow_ext.zoo.algorithms import algo_class, check_algo, foreign_model
 from rainbow_ext.zoo.errors import UsageError
+from rainbow_ext.zoo.models import UNREADABLE
 from rainbow_ext.zoo.resolution import RunConfig, resolve_run
 
 # a replay buffer saved this much before its model belongs to an earlier save (a stop saves the model first)
@@ -179,22 +180,12 @@ def load_trained_agent(
     """The model at ``path`` for ``run`` (its algo checked against the file), with ``overrides`` of its
     constructor arguments, and the replay buffer saved beside it."""
     kwargs = cfg.load_overrides(overrides, algo_class(run.algo))
-    saved_as = saved_algorithm(path)
-    expected = algo_class(run.algo)
-    if saved_as is not None and algo_class(saved_as) is not expected:
-        name = "a Rainbow (preset)" if saved_as == "rainbow" else f"a {saved_as}"
-        raise UsageError(f"-i {path}: this file is {name} model, not {run.algo}; pass --algo accordingly")
+    foreign = foreign_model(path, run.algo)
+    if foreign is not None:
+        raise UsageError(f"-i {path}: {foreign}")
     try:
-        model = expected.load(path, env=env, device=device, verbose=verbose, **kwargs)
-    except (
-        zipfile.BadZipFile,
-        KeyError,
-        EOFError,
-        pickle.UnpicklingError,
-        RuntimeError,
-        ValueError,
-        AssertionError,
-    ) as error:
+        model = algo_class(run.algo).load(path, env=env, device=device, verbose=verbose, **kwargs)
+    except UNREADABLE as error:
         raise UsageError(f"-i {path}: not a readable {run.algo} model ({type(error).__name__}: {error})") from error
     buffer = path.parent / runs.BUFFER_FILE
     if not buffer.exists():

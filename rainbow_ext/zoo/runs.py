@@ -352,7 +352,10 @@ class StopOnSignal(BaseCallback):
         return self.received is None
 
 
-def _process_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` lives on this machine."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -401,6 +404,6 @@ def lock_holder(path: Path) -> str | None:
         process = int(pid)
     except (OSError, ValueError):
         return None
-    if host == socket.gethostname() and not _process_alive(process):
+    if host == socket.gethostname() and not pid_alive(process):
         return None
     return f"{process} on {host}"
