@@ -317,21 +317,27 @@ class MinAtarTrunk(BaseFeaturesExtractor):
 
 @numba.njit(cache=True, nogil=True)
 def _patch_rows(images: np.ndarray, k: int, values: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
-    """``out[(n, i, j), (c, kh, kw)] = values[images[n, c, k * i + kh, k * j + kw]]``: the disjoint k x k patches
-    of a batch of uint8 channel-first images as matrix rows, in ``Conv2d``'s weight order, converted through
-    the table ``values`` (``float32(v) / 255``) in the same pass; rows are written in order."""
+    """The k x k patches of a batch of uint8 channel-first images that a second k x k, stride-k layer reads,
+    as matrix rows converted through the table ``values`` (``float32(v) / 255``) in the same pass:
+    ``out[(n, i2, j2, a, b), (c, kh, kw)] = values[images[n, c, k * (k * i2 + a) + kh, k * (k * j2 + b) + kw]]``.
+    Rows are grouped by the second layer's patch, columns in ``Conv2d``'s weight order. Each image row is
+    read once, in order, and written as runs of k."""
     batch, channels, height, width = images.shape
-    rows_i, rows_j = height // k, width // k
+    h2, w2 = height // (k * k), width // (k * k)
+    kk = k * k
     for n in range(batch):
-        for i in range(rows_i):
-            for j in range(rows_j):
-                row = (n * rows_i + i) * rows_j + j
-                col = 0
-                for c in range(channels):
-                    for y in range(i * k, i * k + k):
-                        for x in range(j * k, j * k + k):
-                            out[row, col] = values[images[n, c, y, x]]
-                            col += 1
+        for c in range(channels):
+            for y in range(h2 * kk):
+                i2, a, kh = y // kk, (y // k) % k, y % k
+                line = images[n, c, y]
+                col = c * kk + kh * k
+                for j2 in range(w2):
+                    base = ((n * h2 + i2) * w2 + j2) * kk + a * k
+                    for b in range(k):
+                        row = out[base + b]
+                        x0 = (j2 * k + b) * k
+                        for kw in range(k):
+                            row[col + kw] = values[line[x0 + kw]]
 
 
 class DataEfficientTrunk(BaseFeaturesExtractor):
@@ -343,11 +349,13 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
 
     Each kernel is as wide as its stride, so each convolution reads disjoint patches. On the CPU the
     trunk cuts the images into patch rows once (:meth:`prepare`, fused with the conversion to float) and
-    runs each convolution as one matrix product over them (:meth:`features`): the same sums as ``Conv2d``
-    with the same parameters, in about half the time of the convolution kernels with their backward pass
-    at this size (``benchmarks/speed/der_speed.py``). Elsewhere :meth:`prepare` only converts and
-    :meth:`features` runs the ``Conv2d`` layers. Pixels past the last whole patch (the right and bottom
-    4 rows of an 84x84 frame) are read by neither, as by ``Conv2d``.
+    runs each convolution as one matrix product (:meth:`features`): the same sums as ``Conv2d`` with the
+    same parameters, in about half the time of the convolution kernels with their backward pass at this
+    size (``benchmarks/speed/der_speed.py``). The rows are ordered so that the first product's output is
+    already the second's input, with no copy between them, and only the first layer's outputs that the
+    second reads are computed: 15x15 of its 16x16 on 84x84 frames. Elsewhere :meth:`prepare` only
+    converts and :meth:`features` runs the ``Conv2d`` layers. Pixels past the second layer's last whole
+    patch (the right and bottom 9 of an 84x84 frame) change no feature, either way.
 
     :param observation_space: channel-first image space, at least 25x25
     :param normalized_image: skip the uint8 and [0, 255] checks (images already normalized)
@@ -384,20 +392,22 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
 
     def prepare(self, images: th.Tensor, divisor: float = 1.0) -> th.Tensor:
         """The trunk's input, computed once per batch: ``images.float() / divisor`` (SB3 divides uint8 images
-        by 255), as patch rows ``[batch * h1 * w1, channels * 25]`` for uint8 images on the CPU (the same
-        float32 values, through a table of the 256 quotients) and for float images on the CPU, else as images."""
+        by 255), as patch rows ``[batch * h2 * w2 * 25, channels * 25]`` on the CPU (from uint8 images through
+        a table of the 256 quotients: the same float32 values), else as images. Row ``(n, i2, j2, a, b)``
+        holds the first layer's patch at ``(5 * i2 + a, 5 * j2 + b)``, in ``Conv2d``'s weight order."""
+        k, (h2, w2) = self.KERNEL, self.grid2
         if images.dtype == th.uint8 and images.is_cpu and images.dim() == 4:
-            k, (h1, w1) = self.KERNEL, self.grid1
-            rows = th.empty(images.shape[0] * h1 * w1, images.shape[1] * k * k, dtype=th.float32)
+            rows = th.empty(images.shape[0] * h2 * w2 * k * k, images.shape[1] * k * k, dtype=th.float32)
             values = th.arange(256, dtype=th.float32) / divisor
             _patch_rows(images.contiguous().numpy(), k, values.numpy(), rows.numpy())
             return rows
         images = images.float()
         images = images / divisor if divisor != 1.0 else images
         if images.is_cpu and images.dim() == 4:
-            k, (h1, w1) = self.KERNEL, self.grid1
-            patches = images[:, :, : h1 * k, : w1 * k].unflatten(3, (w1, k)).unflatten(2, (h1, k))
-            return patches.permute(0, 2, 4, 1, 3, 5).reshape(images.shape[0] * h1 * w1, -1)
+            n, c = images.shape[:2]
+            # [n, c, (i2, a, kh), (j2, b, kw)] -> [(n, i2, j2, a, b), (c, kh, kw)]
+            patches = images[:, :, : h2 * k * k, : w2 * k * k].reshape(n, c, h2, k, k, w2, k, k)
+            return patches.permute(0, 2, 5, 3, 6, 1, 4, 7).reshape(n * h2 * w2 * k * k, c * k * k)
         return images
 
     def features(self, prepared: th.Tensor) -> th.Tensor:
@@ -405,14 +415,13 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         if prepared.dim() != 2:
             return self.cnn(prepared)  # images: the convolution kernels
         conv1, conv2 = self.cnn[0], self.cnn[2]
-        k, (h1, w1), (h2, w2) = self.KERNEL, self.grid1, self.grid2
-        batch = prepared.shape[0] // (h1 * w1)
+        k, (h2, w2) = self.KERNEL, self.grid2
+        batch = prepared.shape[0] // (h2 * w2 * k * k)
         # ReLU in place: the product's output is this function's own (a new buffer would cost a pass over memory)
         hidden = F.linear(prepared, conv1.weight.reshape(conv1.out_channels, -1), conv1.bias).relu_()
-        # [batch, h1, w1, 32] (channels last) -> the second layer's patch rows, in (kh, kw, channel) order,
-        # which keeps runs of 32 contiguous; the weight is read in the same order
-        hidden = hidden.view(batch, h1, w1, -1)[:, : h2 * k, : w2 * k].reshape(batch, h2, k, w2, k, -1)
-        rows = hidden.permute(0, 1, 3, 2, 4, 5).reshape(batch * h2 * w2, -1)
+        # rows (n, i2, j2, a, b) of 32 channels are, 25 at a time, the second layer's patch rows in
+        # (kh, kw, channel) order; its weight is read in the same order
+        rows = hidden.view(batch * h2 * w2, -1)
         weight = conv2.weight.permute(0, 2, 3, 1).reshape(conv2.out_channels, -1)
         out = F.linear(rows, weight, conv2.bias).relu_()
         # Conv2d's flattening order: channel, then row, then column

@@ -51,16 +51,22 @@ def test_prepared_patches_are_sb3s_scaled_pixels_in_conv_weight_order() -> None:
     trunk = DataEfficientTrunk(space)
     images = th.randint(0, 256, (3, 4, 84, 84), dtype=th.uint8)
     rows = trunk.prepare(images, 255.0)
-    assert rows.shape == (3 * 16 * 16, 4 * 25) and rows.dtype == th.float32
+    # the first layer's 15x15 outputs that the second layer reads (of 16x16), 25 rows per second-layer patch
+    assert rows.shape == (3 * 3 * 3 * 25, 4 * 25) and rows.dtype == th.float32
     scaled = preprocess_obs(images, space)  # obs.float() / 255.0
-    # row (n, i, j), column (c, kh, kw) = pixel (n, c, 5i + kh, 5j + kw), bit for bit
-    n, i, j, c, kh, kw = 2, 7, 15, 3, 4, 1
-    assert rows[(n * 16 + i) * 16 + j, c * 25 + kh * 5 + kw] == scaled[n, c, 5 * i + kh, 5 * j + kw]
-    expected = scaled[:, :, :80, :80].reshape(3, 4, 16, 5, 16, 5).permute(0, 2, 4, 1, 3, 5).reshape(768, 100)
-    assert th.equal(rows, expected)
-    assert th.equal(trunk.prepare(scaled), expected)  # floats: the same rows
-    assert th.equal(trunk.prepare(images, 1.0), images[:, :, :80, :80].float().reshape(3, 4, 16, 5, 16, 5)
-                    .permute(0, 2, 4, 1, 3, 5).reshape(768, 100))  # fmt: skip
+    # row (n, i2, j2, a, b), column (c, kh, kw) = pixel (n, c, 5 (5 i2 + a) + kh, 5 (5 j2 + b) + kw), bit for bit
+    for n, i2, j2, a, b, c, kh, kw in [(2, 1, 2, 3, 4, 3, 4, 1), (0, 0, 0, 0, 0, 0, 0, 0), (1, 2, 2, 4, 4, 3, 4, 4)]:
+        row, col = (((n * 3 + i2) * 3 + j2) * 5 + a) * 5 + b, (c * 5 + kh) * 5 + kw
+        assert rows[row, col] == scaled[n, c, 5 * (5 * i2 + a) + kh, 5 * (5 * j2 + b) + kw]
+
+    # every row is one first-layer patch: the set of rows is that of all 15x15 patches
+    def by_position(pixels: th.Tensor) -> th.Tensor:
+        patches = pixels[:, :, :75, :75].reshape(3, 4, 15, 5, 15, 5).permute(0, 2, 4, 1, 3, 5)  # [n, i1, j1, c, kh, kw]
+        return patches.reshape(3, 3, 5, 3, 5, 100).permute(0, 1, 3, 2, 4, 5).reshape(675, 100)
+
+    assert th.equal(rows, by_position(scaled))
+    assert th.equal(trunk.prepare(scaled), by_position(scaled))  # floats: the same rows
+    assert th.equal(trunk.prepare(images, 1.0), by_position(images.float()))  # uint8 taken as it is
 
 
 def test_data_efficient_trunk_refuses_what_it_cannot_read() -> None:
