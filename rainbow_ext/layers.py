@@ -320,24 +320,24 @@ def _patch_rows(images: np.ndarray, k: int, values: np.ndarray, out: np.ndarray)
     """The k x k patches of a batch of uint8 channel-first images that a second k x k, stride-k layer reads,
     as matrix rows converted through the table ``values`` (``float32(v) / 255``) in the same pass:
     ``out[(n, i2, j2, a, b), (c, kh, kw)] = values[images[n, c, k * (k * i2 + a) + kh, k * (k * j2 + b) + kw]]``.
-    Rows are grouped by the second layer's patch, columns in ``Conv2d``'s weight order. Each image row is
-    read once, in order, and written as runs of k."""
+    Rows are grouped by the second layer's patch, columns in ``Conv2d``'s weight order; each row is
+    written whole, in order."""
     batch, channels, height, width = images.shape
     h2, w2 = height // (k * k), width // (k * k)
-    kk = k * k
+    row = 0
     for n in range(batch):
-        for c in range(channels):
-            for y in range(h2 * kk):
-                i2, a, kh = y // kk, (y // k) % k, y % k
-                line = images[n, c, y]
-                col = c * kk + kh * k
-                for j2 in range(w2):
-                    base = ((n * h2 + i2) * w2 + j2) * kk + a * k
+        for i2 in range(h2):
+            for j2 in range(w2):
+                for a in range(k):
                     for b in range(k):
-                        row = out[base + b]
-                        x0 = (j2 * k + b) * k
-                        for kw in range(k):
-                            row[col + kw] = values[line[x0 + kw]]
+                        y0, x0 = (i2 * k + a) * k, (j2 * k + b) * k
+                        col = 0
+                        for c in range(channels):
+                            for kh in range(k):
+                                for kw in range(k):
+                                    out[row, col] = values[images[n, c, y0 + kh, x0 + kw]]
+                                    col += 1
+                        row += 1
 
 
 class DataEfficientTrunk(BaseFeaturesExtractor):
