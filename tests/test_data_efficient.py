@@ -69,6 +69,37 @@ def test_prepared_patches_are_sb3s_scaled_pixels_in_conv_weight_order() -> None:
     assert th.equal(trunk.prepare(images, 1.0), by_position(images.float()))  # uint8 taken as it is
 
 
+@pytest.mark.parametrize("shape", [(4, 84, 84), (3, 64, 90)])
+def test_bfloat16_products_stay_close_to_the_convolutions(shape: tuple[int, int, int], device: th.device) -> None:
+    th.manual_seed(0)
+    trunk = DataEfficientTrunk(image_space(*shape), bfloat16=True).to(device)
+    images = th.randint(0, 256, (6, *shape), dtype=th.uint8, device=device)
+    reference = trunk.cnn(images.float() / 255)
+    reference.square().sum().backward()
+    expected_grads = [p.grad.clone() for p in trunk.parameters()]
+    trunk.zero_grad()
+    features = trunk.features(trunk.prepare(images, 255.0))
+    features.square().sum().backward()
+    # float32 features and float32 gradients on float32 parameters, within bfloat16's rounding
+    assert features.dtype == th.float32 and all(p.grad.dtype == th.float32 for p in trunk.parameters())
+    th.testing.assert_close(features, reference, rtol=0.02, atol=0.02 * reference.abs().max().item())
+    for grad, expected in zip((p.grad for p in trunk.parameters()), expected_grads, strict=True):
+        th.testing.assert_close(grad, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
+    # and not float32's own results: the products did run in bfloat16
+    assert not th.allclose(features, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_patch_rows_are_the_float32_rows_rounded() -> None:
+    images = th.randint(0, 256, (3, 4, 84, 84), dtype=th.uint8)
+    rows = DataEfficientTrunk(image_space(4, 84, 84)).prepare(images, 255.0)
+    half = DataEfficientTrunk(image_space(4, 84, 84), bfloat16=True)
+    assert half.prepare(images, 255.0).dtype == th.bfloat16
+    assert th.equal(half.prepare(images, 255.0), rows.bfloat16())
+    assert th.equal(half.prepare(images.float() / 255.0), rows.bfloat16())  # SB3's preprocessed floats too
+    with pytest.raises(ValueError, match="bfloat16 must be True or False, got 'yes'"):
+        DataEfficientTrunk(image_space(4, 84, 84), bfloat16="yes")  # type: ignore[arg-type]
+
+
 def test_data_efficient_trunk_refuses_what_it_cannot_read() -> None:
     with pytest.raises(ValueError, match="at least 25x25"):
         DataEfficientTrunk(image_space(4, 24, 84))
@@ -180,13 +211,16 @@ def test_flush_denormal_holds_during_learn_only() -> None:
         Rainbow("MlpPolicy", "CartPole-v1", flush_denormal="yes")
 
 
-def test_full_rainbow_learns_a_chains_values_through_the_der_encoder() -> None:
-    """The pixel probe of tests/test_pixel_probe.py with DER's encoder: its 5x5 patches see the block."""
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_full_rainbow_learns_a_chains_values_through_the_der_encoder(bfloat16: bool) -> None:
+    """The pixel probe of tests/test_pixel_probe.py with DER's encoder: its 5x5 patches see the block; with
+    the encoder's products in bfloat16 too."""
     env = VecFrameStack(DummyVecEnv([PixelChain]), n_stack=4)
+    trunk = dict(features_extractor_class=DataEfficientTrunk, features_extractor_kwargs=dict(bfloat16=bfloat16))
     model = Rainbow(
         "CnnPolicy", env, learning_rate=1e-3, buffer_size=5_000, learning_starts=200, gradient_steps=4,
         target_update_interval=100, gamma=GAMMA, exploration_initial_eps=0.5, exploration_final_eps=0.5,
-        policy_kwargs=dict(features_extractor_class=DataEfficientTrunk, net_arch=[64]), flush_denormal=True, seed=0,
+        policy_kwargs=dict(**trunk, net_arch=[64]), flush_denormal=True, seed=0,
     )  # fmt: skip
     assert model.frame_stack == 4 and isinstance(model.q_net.features_extractor, DataEfficientTrunk)
     model.learn(2500)

@@ -52,7 +52,7 @@ except ImportError:  # versions before DataEfficientTrunk: run with --encoder co
 from rainbow_ext.zoo import zoo_config
 from rainbow_ext.zoo.config import CONFIG_DIR
 
-CONTENDERS = ["rainbow", "rainbow-eager", "sb3-dqn", "sb3-dqn-conv"]
+CONTENDERS = ["rainbow", "rainbow-bf16", "rainbow-eager", "sb3-dqn", "sb3-dqn-conv"]
 ENCODER = {"der": "DataEfficientTrunk", "conv": "ConvEncoder"}
 SCHEDULE = ("learning_rate", "batch_size", "learning_starts", "gamma", "target_update_interval", "train_freq")
 
@@ -81,7 +81,9 @@ def build(contender: str, env_id: str, device: str, buffer_size: int, encoder: s
     if contender.startswith("sb3-dqn"):
         return DQN("CnnPolicy", env, device=device, seed=0, buffer_size=buffer_size, policy_kwargs=network,
                    **{k: hyperparams[k] for k in SCHEDULE})  # fmt: skip
-    graphs = None if contender == "rainbow" else False
+    graphs = False if contender == "rainbow-eager" else None
+    if contender == "rainbow-bf16":
+        network["features_extractor_kwargs"] = {"bfloat16": True}
     hyperparams["policy_kwargs"] = network
     return Rainbow(run_config.policy, env, device=device, seed=0, cuda_graphs=graphs, **hyperparams)
 
