@@ -398,6 +398,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         )
         self.bfloat16 = bfloat16
         self.dtype = th.bfloat16 if bfloat16 else th.float32  # of the patch rows and the products
+        self._tables: dict[float, np.ndarray] = {}  # see _table
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.features(self.prepare(observations))
@@ -410,10 +411,9 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         k, (h2, w2) = self.KERNEL, self.grid2
         if images.dtype == th.uint8 and images.is_cpu and images.dim() == 4:
             rows = th.empty(images.shape[0] * h2 * w2 * k * k, images.shape[1] * k * k, dtype=self.dtype)
-            values = (th.arange(256, dtype=th.float32) / divisor).to(self.dtype)
             # the kernel copies table entries: bfloat16 travels as its 16 bits
             view = th.int16 if self.bfloat16 else th.float32
-            _patch_rows(images.contiguous().numpy(), k, values.view(view).numpy(), rows.view(view).numpy())
+            _patch_rows(images.contiguous().numpy(), k, self._table(divisor), rows.view(view).numpy())
             return rows
         images = images.float()
         images = images / divisor if divisor != 1.0 else images
@@ -423,6 +423,13 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
             patches = images[:, :, : h2 * k * k, : w2 * k * k].to(self.dtype).reshape(n, c, h2, k, k, w2, k, k)
             return patches.permute(0, 2, 5, 3, 6, 1, 4, 7).reshape(n * h2 * w2 * k * k, c * k * k)
         return images
+
+    def _table(self, divisor: float) -> np.ndarray:
+        """``float32(v) / divisor`` for the 256 uint8 values, in the rows' dtype (bfloat16 as its bits), kept."""
+        if divisor not in self._tables:
+            values = (th.arange(256, dtype=th.float32) / divisor).to(self.dtype)
+            self._tables[divisor] = values.view(th.int16 if self.bfloat16 else th.float32).numpy()
+        return self._tables[divisor]
 
     def features(self, prepared: th.Tensor) -> th.Tensor:
         """The 576 features of :meth:`prepare`'s output."""
@@ -440,7 +447,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         # rows (n, i2, j2, a, b) of 32 channels are, 25 at a time, the second layer's patch rows in
         # (kh, kw, channel) order; its weight is read in the same order
         rows = hidden.view(batch * h2 * w2, -1)
-        weight = conv2.weight.permute(0, 2, 3, 1).reshape(conv2.out_channels, -1).to(dtype)
+        weight = conv2.weight.to(dtype).permute(0, 2, 3, 1).reshape(conv2.out_channels, -1)
         out = F.linear(rows, weight, conv2.bias.to(dtype)).relu_()
         # Conv2d's flattening order: channel, then row, then column
         return out.view(batch, h2 * w2, -1).transpose(1, 2).reshape(batch, -1).float()

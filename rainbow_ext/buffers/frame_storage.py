@@ -160,16 +160,16 @@ class FrameStackStorage:
         k = self.n_stack
         frame_rows = self.frame_rows(rows)
         since_start = self.since_start[frame_rows, envs]
-        sources = (frame_rows[:, None] + np.arange(1 - k, 1)) % self.n_rows  # oldest to newest
+        # oldest to newest; a next observation is the observation's stack one frame on, the next frame last
+        shift = int(next_observations)
+        sources = (frame_rows[:, None] + np.arange(1 - k + shift, 1 + shift)) % self.n_rows
         stacks = self.frames[sources, envs[:, None]]  # (batch, k, *frame_shape)
-        for i in np.flatnonzero(since_start < k - 1):
+        for i in np.flatnonzero(since_start < k - 1 - shift):
             # The first frames come from before the stream's first observation: its prefix, or zeros.
             d = int(since_start[i])
             prefix = self.prefixes.get((int(frame_rows[i] - d) % self.n_rows, int(envs[i])))
-            stacks[i, : k - 1 - d] = 0 if prefix is None else prefix[d:]
+            stacks[i, : k - 1 - d - shift] = 0 if prefix is None else prefix[d + shift :]
         if next_observations:
-            stacks[:, :-1] = stacks[:, 1:].copy()
-            stacks[:, -1] = self.frames[(frame_rows + 1) % self.n_rows, envs]
             kinds = self.next_kind[frame_rows, envs]
             for i in np.flatnonzero(kinds == _NEXT_FRAME):
                 stacks[i, -1] = self.next_frames[(int(frame_rows[i]), int(envs[i]))]
