@@ -37,11 +37,17 @@ same games from ``rainbow_ext/data/atari100k_published.csv``.
         --folder logs/benchmarks/atari100k-dqn
     python benchmarks/learning/atari100k.py --export                               # finished runs -> --results
     python benchmarks/learning/atari100k.py --table                                # the table, from --results alone
+    python benchmarks/learning/atari100k.py --games Breakout --first-seed 1 --folder logs/benchmarks/atari100k-s1
+    python benchmarks/learning/atari100k.py --games Breakout --folder logs/benchmarks/atari100k-bf16 \
+        --results benchmarks/results/atari100k-bf16 \
+        -params "policy_kwargs:dict(features_extractor_class='DataEfficientTrunk', \
+                 features_extractor_kwargs=dict(bfloat16=True), net_arch=[256])"    # the bfloat16 trunk
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -110,6 +116,11 @@ def main() -> None:
     parser.add_argument("--games", nargs="+", default=GAMES)
     parser.add_argument("--algos", nargs="+", default=["rainbow"], help="presets and sb3-dqn")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (a larger N grows the grid)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds S..S+N-1 instead (a second seed elsewhere)")
+    parser.add_argument(
+        "-params", "--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
+        help="for every run, as train's -params (give such a grid its own --folder and --results)",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="agent steps (default: the config's 100k)")
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--n-eval-envs", type=int, default=10, help="evaluation games played at a time")
@@ -175,9 +186,12 @@ def make_and_open(
 ) -> tuple[Any, str, Any]:
     """The grid (one evaluation, at the end of training), checked, and its study in ``folder``."""
     grid = make_grid(
-        args.algos, envs, args.seeds, args.steps, steps, args.eval_episodes, [], confs, args.checkpoint_freq,
-        n_eval_envs=args.n_eval_envs,
+        args.algos, envs, args.seeds, args.steps, steps, args.eval_episodes, args.hyperparams, confs,
+        args.checkpoint_freq, n_eval_envs=args.n_eval_envs,
     )  # fmt: skip
+    if args.first_seed < 0:
+        raise UsageError(f"--first-seed must be >= 0, got {args.first_seed}")
+    grid = dataclasses.replace(grid, seeds=[args.first_seed + s for s in grid.seeds])
     url, study = prepare(grid, folder, None, "atari100k")
     return grid, url, study
 

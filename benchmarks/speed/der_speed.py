@@ -184,15 +184,18 @@ def alternate(args: argparse.Namespace) -> None:
         connection.send("stop")
         profiles[contender] = connection.recv()
         process.join()
-    baseline = statistics.median(rates["sb3-dqn"]) if "sb3-dqn" in rates else None
+    baselines = [b for b in ("sb3-dqn", "sb3-dqn-conv") if b in rates]
     print(f"\nCPU, one torch thread: {args.env}, DER schedule, {args.rounds} rounds of {args.steps:,} agent steps, "
-          f"{ENCODER[args.encoder]} in rainbow and sb3-dqn")  # fmt: skip
-    print("| contender | median steps/s | ms per agent step | vs sb3-dqn | rounds |\n|---|---|---|---|---|")
+          f"{ENCODER[args.encoder]} in rainbow and sb3-dqn; vs X: median over rounds of the round's ratio")  # fmt: skip
+    print(f"| contender | median steps/s | ms per agent step | {' | '.join(f'vs {b}' for b in baselines)} | rounds |")
+    print("|---" * (4 + len(baselines)) + "|")
     for contender, values in rates.items():
         median = statistics.median(values)
-        ratio = f"{median / baseline:.2f}x" if baseline else "-"
+        # per round: the contenders ran one after another, so a round's ratio cancels what drifted between rounds
+        ratios = [statistics.median(v / b for v, b in zip(values, rates[base], strict=True)) for base in baselines]
+        cells = " | ".join(f"{r:.2f}x" for r in ratios)
         rounds = " ".join(f"{v:.1f}" for v in values)
-        print(f"| {contender} | {median:.1f} | {1e3 / median:.1f} | {ratio} | {rounds} |")
+        print(f"| {contender} | {median:.1f} | {1e3 / median:.1f} | {cells} | {rounds} |")
     for contender, table in profiles.items():
         if table:
             print(f"\n{contender}: one train(1) call, top ops (torch.profiler)\n{table}")
