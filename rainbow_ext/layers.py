@@ -397,7 +397,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
             nn.Flatten(),
         )
         self.bfloat16 = bfloat16
-        self.dtype = th.bfloat16 if bfloat16 else th.float32  # of the patch rows and the products
+        self._row_dtype = th.bfloat16 if bfloat16 else th.float32  # of the patch rows and the products
         self._tables: dict[float, np.ndarray] = {}  # see _table
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
@@ -406,11 +406,12 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
     def prepare(self, images: th.Tensor, divisor: float = 1.0) -> th.Tensor:
         """The trunk's input, computed once per batch: ``images.float() / divisor`` (SB3 divides uint8 images
         by 255), as patch rows ``[batch * h2 * w2 * 25, channels * 25]`` on the CPU (from uint8 images through
-        a table of the 256 quotients: the same float32 values), else as images. Row ``(n, i2, j2, a, b)``
-        holds the first layer's patch at ``(5 * i2 + a, 5 * j2 + b)``, in ``Conv2d``'s weight order."""
+        a table of the 256 quotients: the same values, rounded once to bfloat16 with ``bfloat16``), else as
+        images. Row ``(n, i2, j2, a, b)`` holds the first layer's patch at ``(5 * i2 + a, 5 * j2 + b)``, in
+        ``Conv2d``'s weight order."""
         k, (h2, w2) = self.KERNEL, self.grid2
         if images.dtype == th.uint8 and images.is_cpu and images.dim() == 4:
-            rows = th.empty(images.shape[0] * h2 * w2 * k * k, images.shape[1] * k * k, dtype=self.dtype)
+            rows = th.empty(images.shape[0] * h2 * w2 * k * k, images.shape[1] * k * k, dtype=self._row_dtype)
             # the kernel copies table entries: bfloat16 travels as its 16 bits
             view = th.int16 if self.bfloat16 else th.float32
             _patch_rows(images.contiguous().numpy(), k, self._table(divisor), rows.view(view).numpy())
@@ -420,14 +421,14 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         if images.is_cpu and images.dim() == 4:
             n, c = images.shape[:2]
             # [n, c, (i2, a, kh), (j2, b, kw)] -> [(n, i2, j2, a, b), (c, kh, kw)]
-            patches = images[:, :, : h2 * k * k, : w2 * k * k].to(self.dtype).reshape(n, c, h2, k, k, w2, k, k)
+            patches = images[:, :, : h2 * k * k, : w2 * k * k].to(self._row_dtype).reshape(n, c, h2, k, k, w2, k, k)
             return patches.permute(0, 2, 5, 3, 6, 1, 4, 7).reshape(n * h2 * w2 * k * k, c * k * k)
         return images
 
     def _table(self, divisor: float) -> np.ndarray:
         """``float32(v) / divisor`` for the 256 uint8 values, in the rows' dtype (bfloat16 as its bits), kept."""
         if divisor not in self._tables:
-            values = (th.arange(256, dtype=th.float32) / divisor).to(self.dtype)
+            values = (th.arange(256, dtype=th.float32) / divisor).to(self._row_dtype)
             self._tables[divisor] = values.view(th.int16 if self.bfloat16 else th.float32).numpy()
         return self._tables[divisor]
 
@@ -436,7 +437,8 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         if prepared.dim() != 2:  # images: the convolution kernels
             if not self.bfloat16:
                 return self.cnn(prepared)
-            with th.autocast(prepared.device.type, dtype=th.bfloat16):
+            # no cast cache: the casts are redone in each pass (and inside a captured CUDA graph)
+            with th.autocast(prepared.device.type, dtype=th.bfloat16, cache_enabled=False):
                 return self.cnn(prepared).float()
         conv1, conv2 = self.cnn[0], self.cnn[2]
         k, (h2, w2) = self.KERNEL, self.grid2
@@ -446,8 +448,8 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
         hidden = F.linear(prepared, weight, bias).relu_()
         # rows (n, i2, j2, a, b) of 32 channels are, 25 at a time, the second layer's patch rows in
         # (kh, kw, channel) order; its weight is read in the same order
-        rows = hidden.view(batch * h2 * w2, -1)
+        rows = hidden.view(batch * h2 * w2, k * k * conv1.out_channels)
         weight = conv2.weight.to(dtype).permute(0, 2, 3, 1).reshape(conv2.out_channels, -1)
         out = F.linear(rows, weight, conv2.bias.to(dtype)).relu_()
         # Conv2d's flattening order: channel, then row, then column
-        return out.view(batch, h2 * w2, -1).transpose(1, 2).reshape(batch, -1).float()
+        return out.view(batch, h2 * w2, conv2.out_channels).transpose(1, 2).reshape(batch, self.features_dim).float()

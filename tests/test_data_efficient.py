@@ -100,6 +100,22 @@ def test_bfloat16_patch_rows_are_the_float32_rows_rounded() -> None:
         DataEfficientTrunk(image_space(4, 84, 84), bfloat16="yes")  # type: ignore[arg-type]
 
 
+def test_a_bfloat16_trunk_saves_and_loads_as_one(tmp_path) -> None:
+    trunk = dict(features_extractor_class=DataEfficientTrunk, features_extractor_kwargs=dict(bfloat16=True))
+    model = Rainbow("CnnPolicy", SmallFrames(), learning_starts=10, buffer_size=100, policy_kwargs=trunk, seed=1)
+    model.learn(30)
+    model.save(tmp_path / "model.zip")
+    loaded = Rainbow.load(tmp_path / "model.zip")
+    for net in (loaded.q_net, loaded.q_net_target):
+        assert net.features_extractor.bfloat16 and all(p.dtype == th.float32 for p in net.parameters())
+    obs = th.randint(0, 256, (4, 1, 30, 30), dtype=th.uint8, device=model.device)
+    with th.no_grad(), noise_disabled(model.q_net), noise_disabled(loaded.q_net):
+        assert th.equal(model.q_net(obs), loaded.q_net(obs))
+    # an empty batch gives no features, not an error
+    empty = th.zeros((0, 1, 30, 30), dtype=th.uint8, device=model.device)
+    assert loaded.q_net.features_extractor(empty).shape == (0, loaded.q_net.features_extractor.features_dim)
+
+
 def test_data_efficient_trunk_refuses_what_it_cannot_read() -> None:
     with pytest.raises(ValueError, match="at least 25x25"):
         DataEfficientTrunk(image_space(4, 24, 84))

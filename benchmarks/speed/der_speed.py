@@ -187,15 +187,15 @@ def alternate(args: argparse.Namespace) -> None:
     baselines = [b for b in ("sb3-dqn", "sb3-dqn-conv") if b in rates]
     print(f"\nCPU, one torch thread: {args.env}, DER schedule, {args.rounds} rounds of {args.steps:,} agent steps, "
           f"{ENCODER[args.encoder]} in rainbow and sb3-dqn; vs X: median over rounds of the round's ratio")  # fmt: skip
-    print(f"| contender | median steps/s | ms per agent step | {' | '.join(f'vs {b}' for b in baselines)} | rounds |")
+    print("| contender | median steps/s | ms per agent step | " + "".join(f"vs {b} | " for b in baselines) + "rounds |")
     print("|---" * (4 + len(baselines)) + "|")
     for contender, values in rates.items():
         median = statistics.median(values)
         # per round: the contenders ran one after another, so a round's ratio cancels what drifted between rounds
         ratios = [statistics.median(v / b for v, b in zip(values, rates[base], strict=True)) for base in baselines]
-        cells = " | ".join(f"{r:.2f}x" for r in ratios)
+        cells = "".join(f"{r:.2f}x | " for r in ratios)
         rounds = " ".join(f"{v:.1f}" for v in values)
-        print(f"| {contender} | {median:.1f} | {1e3 / median:.1f} | {cells} | {rounds} |")
+        print(f"| {contender} | {median:.1f} | {1e3 / median:.1f} | {cells}{rounds} |")
     for contender, table in profiles.items():
         if table:
             print(f"\n{contender}: one train(1) call, top ops (torch.profiler)\n{table}")
@@ -225,6 +225,8 @@ def main() -> None:
         parser.error("--device cuda: no CUDA device here; --device cpu")
     if args.device == "cpu":
         args.contenders = args.contenders or ["rainbow", "sb3-dqn", "sb3-dqn-conv"]
+        if "rainbow-bf16" in args.contenders and (args.encoder == "conv" or DataEfficientTrunk is None):
+            parser.error("rainbow-bf16 is DataEfficientTrunk(bfloat16=True): not with --encoder conv")
         alternate(args)
         return
     args.contenders = args.contenders or ["rainbow", "rainbow-eager", "sb3-dqn"]
