@@ -362,7 +362,7 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
     bfloat16 (pixel / 255 rounded to 8 significant bits), the weights are cast in each pass, and each
     gradient reaches its float32 parameter through the cast. It pays on CPUs with bfloat16 matrix units
     (``avx512_bf16``, AMX: about 2x on these products), and elsewhere runs the layers under
-    ``torch.autocast``. What it costs in learning: README, "Departures".
+    ``torch.autocast``. What it costs in learning: docs/implementation.md, "Departures from the papers".
 
     :param observation_space: channel-first image space, at least 25x25
     :param normalized_image: skip the uint8 and [0, 255] checks (images already normalized)
@@ -397,8 +397,12 @@ class DataEfficientTrunk(BaseFeaturesExtractor):
             nn.Flatten(),
         )
         self.bfloat16 = bfloat16
-        self._row_dtype = th.bfloat16 if bfloat16 else th.float32  # of the patch rows and the products
         self._tables: dict[float, np.ndarray] = {}  # see _table
+
+    @property
+    def _row_dtype(self) -> th.dtype:
+        """The dtype of the patch rows and of the products."""
+        return th.bfloat16 if self.bfloat16 else th.float32
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         return self.features(self.prepare(observations))
