@@ -86,14 +86,18 @@ class NoisyLinear(nn.Module):
             return F.linear(x, self.weight_mu, self.bias_mu)
         if self.built is not None:
             return F.linear(x, *self.built)
-        bias = th.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
         if self.factorised_form(x):
             # Factorised form, without the q x p noisy weight:
             # (mu_w + sigma_w * eps_out eps_in^T) x = mu_w x + eps_out * (sigma_w (eps_in * x))
+            bias = th.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
             return th.addcmul(
                 F.linear(x, self.weight_mu, bias), F.linear(x * self.eps_in, self.weight_sigma), self.eps_out
             )
-        weight = th.addcmul(self.weight_mu, self.weight_sigma, self.eps_weight)
+        # the kernel that built_noisy_weights runs, so that both give the same weights on every device (on a
+        # GPU the multi-tensor kernel and th.addcmul may round mu + sigma * eps differently)
+        weight, bias = th._foreach_addcmul(
+            [self.weight_mu, self.bias_mu], [self.weight_sigma, self.bias_sigma], [self.eps_weight, self.eps_out]
+        )
         return F.linear(x, weight, bias)
 
     def factorised_form(self, x: th.Tensor) -> bool:

@@ -92,9 +92,6 @@ class RainbowQNetwork(QNetwork):
         self._noisy_layers = noisy_layers(self.head)  # fixed once built; reset_noise runs every gradient step
         # C51 atoms z_i = v_min + i * (v_max - v_min) / (N - 1); derived from the options, not saved.
         self.register_buffer("support", th.linspace(options.v_min, options.v_max, options.n_atoms), persistent=False)
-        # QR-DQN's fractions, the midpoints (2i + 1) / 2N (Dabney et al. 2018a, lemma 2), as sb3-contrib computes them
-        n = options.quantiles
-        self.register_buffer("midpoints", (th.arange(n, dtype=th.float) + 0.5) / max(n, 1), persistent=False)
 
     # The head options, as attributes of the network (read by tests and tools written for earlier versions)
     dueling = property(lambda self: self.head_options.dueling)
@@ -116,10 +113,18 @@ class RainbowQNetwork(QNetwork):
             return trunk.prepare(obs, 255.0 if scaled else 1.0)
         return preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
 
+    @property
+    def midpoints(self) -> th.Tensor:
+        """QR-DQN's fractions, the midpoints (2i + 1) / 2N (Dabney et al. 2018a, lemma 2), made on the network's
+        device as sb3-contrib makes them there: CUDA divides by a scalar through its reciprocal, so fractions
+        made on the CPU and moved would differ from QRDQN's in the last bit."""
+        n = self.head_options.quantiles
+        return (th.arange(n, dtype=th.float, device=self.support.device) + 0.5) / max(n, 1)
+
     def sample_taus(self, batch_size: int, n: int | None = None) -> th.Tensor:
         """IQN's quantile fractions tau ~ U(0, 1), ``[batch, n]``; ``n`` defaults to K (acting)."""
         n = self.head_options.n_acting_quantiles if n is None else n
-        return th.rand(batch_size, n, device=self.midpoints.device)
+        return th.rand(batch_size, n, device=self.support.device)
 
     def head_output(self, obs: PyTorchObs, prepared: bool = False, taus: th.Tensor | None = None) -> th.Tensor:
         """``[batch, n_actions, n]``: C51 logits (n atoms), QR quantiles (N), IQN quantiles at ``taus``

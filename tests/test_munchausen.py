@@ -63,9 +63,8 @@ def test_munchausen_per_target_quantile_for_iqn() -> None:
     data = _batch(model.device)
     next_values = th.randn(6, 2, 4, device=model.device)  # [batch, actions, N'] target quantiles
     with th.no_grad():
-        rng_state = th.random.get_rng_state()
-        targets = model._targets(data, data.next_observations, next_values).cpu().numpy()
-        th.random.set_rng_state(rng_state)
+        with th.random.fork_rng(devices=range(th.cuda.device_count())):  # the draws repeat after the block
+            targets = model._targets(data, data.next_observations, next_values).cpu().numpy()
         q_s = model.q_net_target(data.observations).cpu().numpy().astype(np.float64)  # the same K fractions
     values = next_values.cpu().numpy().astype(np.float64)
     _, log_pi_s = _softmax_terms(q_s, tau)

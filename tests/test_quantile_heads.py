@@ -130,12 +130,8 @@ def test_iqn_loss_against_a_direct_computation(double_q: bool) -> None:
         for p in model.q_net_target.parameters():
             p.add_(0.3 * th.randn_like(p))
     data = _batch(model.device)
-    rng_state = th.random.get_rng_state()
-    cuda_state = th.cuda.get_rng_state_all() if model.device.type == "cuda" else None
-    losses, q_taken, errors = model._quantile_terms(data)
-    th.random.set_rng_state(rng_state)
-    if cuda_state is not None:
-        th.cuda.set_rng_state_all(cuda_state)
+    with th.random.fork_rng(devices=range(th.cuda.device_count())):  # the draws repeat after the block
+        losses, q_taken, errors = model._quantile_terms(data)
     batch = data.rewards.shape[0]
     with th.no_grad():
         # the same draws, in the same order: target fractions, (online K for double Q), online fractions
@@ -167,9 +163,8 @@ def test_prioritized_quantile_heads_weight_each_sample_and_prioritize_by_its_los
     model = Rainbow.from_preset(preset, "MlpPolicy", "CartPole-v1", prioritized=True, noisy=False, **SMALL)
     data = _batch(model.device)
     weights = th.tensor([1.0, 0.5, 0.25, 1.0, 0.1, 0.8], device=model.device)
-    rng_state = th.random.get_rng_state()
-    losses, _, errors = model._quantile_terms(data)
-    th.random.set_rng_state(rng_state)
+    with th.random.fork_rng(devices=range(th.cuda.device_count())):  # the draws repeat after the block
+        losses, _, errors = model._quantile_terms(data)
     q_before = [p.detach().clone() for p in model.q_net.parameters()]
     model.policy.optimizer = th.optim.SGD(model.q_net.parameters(), lr=1.0)
     model._train_stats.zero_()
