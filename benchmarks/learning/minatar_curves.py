@@ -27,10 +27,11 @@ final score of every seed, and ``--plot`` draws the curves (mean and min-max ove
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
-from learning_curves import fifths_table, finished_runs, plot
+from learning_curves import Run, fifths_table, finished_runs, plot
 
 from rainbow_ext.zoo.ablation import make_grid, prepare, run_ablation
 
@@ -53,6 +54,13 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="tables and plot of the runs finished in --folder; run nothing"
     )
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write each finished run to DIR (benchmarks/results/minatar): <game>-<algo>-seed<n>.csv with "
+        "its episodes (step, return) and .json with its final score and wall time; never over another run's",
+    )
+    parser.add_argument("--machine", help="with --export: where the runs ran, recorded in each JSON")
     args = parser.parse_args()
 
     fraction = min(EXPLORATION_STEPS / args.steps, 1.0)
@@ -73,6 +81,9 @@ def main() -> None:
     if run_ablation(grid, out, url, study, jobs=args.jobs, report_only=args.report_only) != 0:
         raise SystemExit("interrupted: rerun the same command to continue")
     runs = finished_runs(study)
+    if args.export:
+        for path in export(runs, Path(args.export), args.steps, args.machine):
+            print(f"wrote {path}")
     for r in runs:
         print(f"{r.env:>24} {r.algo:>18} seed {r.seed}: final {r.final(WINDOW):6.2f}, {r.seconds:.0f} s")
     print("\n| game | algo | final score, mean ± std | seed: final | published DQN | median wall time (s) |")
@@ -99,6 +110,29 @@ def main() -> None:
         }
         path = plot(runs, envs, args.algos, args.steps, WINDOW, out / "minatar.png", references)
         print(f"\ncurves: {path}")
+
+
+def export(runs: list[Run], results: Path, steps: int, machine: str | None) -> list[Path]:
+    """Each run's episodes and summary, in the format of the committed MinAtar results."""
+    results.mkdir(parents=True, exist_ok=True)
+    planned = []
+    for r in runs:
+        stem = f"{r.env.removeprefix('MinAtar/').removesuffix('-v1')}-{r.algo}-seed{r.seed}"
+        planned.append((r, results / f"{stem}.csv", results / f"{stem}.json"))
+    taken = [str(p) for _, csv, js in planned for p in (csv, js) if p.exists()]
+    if taken:  # checked for every run before anything is written
+        raise SystemExit(f"--export: would write over {', '.join(taken)}; move them away first")
+    written = []
+    for r, csv, js in planned:
+        episodes = np.loadtxt(r.episodes, delimiter=",", skiprows=1, ndmin=2)
+        csv.write_text("step,return\n" + "".join(f"{int(t)},{float(ret)}\n" for t, ret in episodes[:, :2]))
+        summary = {"algo": r.algo, "game": csv.stem.split("-")[0], "seed": r.seed, "steps": steps,
+                   "final": round(r.final(WINDOW), 2), "seconds": round(r.seconds)}  # fmt: skip
+        if machine:
+            summary["machine"] = machine
+        js.write_text(json.dumps(summary))
+        written += [csv, js]
+    return written
 
 
 if __name__ == "__main__":
