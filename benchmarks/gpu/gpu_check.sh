@@ -14,14 +14,17 @@
 #   bash benchmarks/gpu/gpu_check.sh
 # A dry run of the whole script on the CPU, with tiny sizes: DEVICE=cpu QUICK=1 bash benchmarks/gpu/gpu_check.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
-  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+# tuning/ and zoo_configs/ are rainbow_ext.tuning and rainbow_ext.zoo_configs only once the package is installed:
+# an editable install, offline, or else the source folder on the path (tune's tests then fail)
+python3 -c "import rainbow_ext.tuning" 2>/dev/null \
+  || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null 2>&1 \
+  || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 device=${DEVICE:-cuda}
 out=${OUT:-/tmp/gpu_check}
@@ -48,7 +51,7 @@ section "the whole default suite on $device (CUDA-only tests included)"
 workers=(); python3 -c "import xdist" 2>/dev/null && workers=(-n "${WORKERS:-12}")
 hang=(); python3 -c "import pytest_timeout" 2>/dev/null && hang=(--timeout 120)
 # --track's test needs wandb, an optional extra that a bare GPU machine may lack
-python3 -c "import wandb" 2>/dev/null || hang+=(--deselect tests/test_train.py::test_track_writes_an_offline_wandb_run)
+python3 -c "import wandb" 2>/dev/null || hang+=(--deselect tests/zoo/test_experiment.py::test_track_writes_an_offline_wandb_run)
 run "${TEST_LIMIT:-200}" python3 -m pytest -v --tb=short -p no:cacheprovider -o addopts="" -m "not slow" -rfEs --durations=8 \
   --device "$device" "${workers[@]}" "${hang[@]}" tests
 

@@ -18,7 +18,12 @@ if ! python3 -c "import stable_baselines3, minatar, optuna" 2>/dev/null && [ ! -
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
 fi
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+# tuning/ and zoo_configs/ are rainbow_ext.tuning and rainbow_ext.zoo_configs only once the package is installed:
+# an editable install, offline, or else the source folder on the path (tune's tests then fail)
+python3 -c "import rainbow_ext.tuning" 2>/dev/null \
+  || python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/dev/null 2>&1 \
+  || export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 device=${DEVICE:-cuda}
 grid=${GRID:-/tmp/minatar-beyond}
@@ -58,7 +63,7 @@ if [ "$phase" = start ]; then
   echo "grid started, pid $!" | tee -a "$out/progress.log"
   if [ -z "${NO_SUITE:-}" ]; then
     hang=(); python3 -c "import pytest_timeout" 2>/dev/null && hang=(--timeout 150)
-    python3 -c "import wandb" 2>/dev/null || hang+=(--deselect tests/test_train.py::test_track_writes_an_offline_wandb_run)
+    python3 -c "import wandb" 2>/dev/null || hang+=(--deselect tests/zoo/test_experiment.py::test_track_writes_an_offline_wandb_run)
     workers=(); python3 -c "import xdist" 2>/dev/null && workers=(-n "${WORKERS:-4}")
     timeout $((limit - 20)) python3 -m pytest -q --tb=short -p no:cacheprovider -o addopts="" -m "not slow" -rfEs \
       --durations=8 --device "$device" "${workers[@]}" "${hang[@]}" tests >"$out/suite.log" 2>&1
