@@ -11,7 +11,7 @@
 # The grid runs in its own process session, so it outlives the `start` command; `wait` is for a later
 # command on the same machine. Each pack writes the grid folder's small files (study, episodes, configs,
 # TensorBoard logs; no models) to $OUT/minatar-beyond.tar.gz, with progress.log and, after `start`,
-# suite.log. A dry run on the CPU, tiny: DEVICE=cpu STEPS=3000 JOBS=2 bash benchmarks/gpu/minatar_beyond.sh start 60
+# suite.log. ALGOS="rainbow-iqn" runs only those presets' runs; NO_SUITE=1 skips the suite. A dry run on the CPU, tiny: DEVICE=cpu STEPS=3000 JOBS=2 bash benchmarks/gpu/minatar_beyond.sh start 60
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if ! python3 -c "import stable_baselines3, minatar, optuna" 2>/dev/null && [ ! -d /tmp/site ]; then
@@ -57,7 +57,8 @@ if [ "$phase" = start ]; then
     timeout 20 nvidia-cuda-mps-control -d && echo "MPS started" | tee -a "$out/progress.log"
   fi
   mkdir -p "$grid"
-  setsid python3 benchmarks/learning/minatar_curves.py --games SpaceInvaders Breakout --algos rainbow-iqn m-dqn \
+  # shellcheck disable=SC2086  # ALGOS: presets separated by spaces
+  setsid python3 benchmarks/learning/minatar_curves.py --games SpaceInvaders Breakout --algos ${ALGOS:-rainbow-iqn m-dqn} \
     --seeds 3 --steps "${STEPS:-500000}" --jobs "${JOBS:-12}" --checkpoint-every 0 --folder "$grid" --plot \
     >"$grid/grid.out" 2>&1 </dev/null &
   echo "grid started, pid $!" | tee -a "$out/progress.log"
