@@ -142,7 +142,12 @@ def main() -> None:
     if args.missing:
         budget = args.steps or 100_000
         done = {(r["algo"], r["game"], r["seed"]) for r in load_results(results) if r["agent_steps"] == budget}
-        wanted = [(a, g, s) for a in args.algos for g in args.games for s in range(args.seeds)]
+        wanted = [
+            (a, g, s)
+            for a in args.algos
+            for g in args.games
+            for s in range(args.first_seed, args.first_seed + args.seeds)
+        ]
         args.games = [g for g in args.games if any((a, g, s) not in done for a, g2, s in wanted if g2 == g)]
         if not args.games:
             print(f"every run has its result in {results}")
