@@ -2,7 +2,7 @@
 # The MinAtar rows of `rainbow-iqn` and `m-dqn` (SpaceInvaders-v1 and Breakout-v1, 3 seeds, 500k steps) on
 # one GPU machine: the 12 runs of the grid as 12 processes sharing the GPU through CUDA's Multi-Process
 # Service, with the default test suite on the GPU beside them. The grid is `minatar_curves.py`, unchanged;
-# only `--jobs` differs from the CPU command in BENCHMARKS.md.
+# only `--jobs` and `--checkpoint-every 0` differ from the CPU command in BENCHMARKS.md.
 #
 #   bash benchmarks/gpu/minatar_beyond.sh start [SECONDS]   # install, start MPS and the grid (detached),
 #                                                           # run the suite, then pack after SECONDS (540)
@@ -11,7 +11,8 @@
 # The grid runs in its own process session, so it outlives the `start` command; `wait` is for a later
 # command on the same machine. Each pack writes the grid folder's small files (study, episodes, configs,
 # TensorBoard logs; no models) to $OUT/minatar-beyond.tar.gz, with progress.log and, after `start`,
-# suite.log. ALGOS="rainbow-iqn" runs only those presets' runs; NO_SUITE=1 skips the suite. A dry run on the CPU, tiny: DEVICE=cpu STEPS=3000 JOBS=2 bash benchmarks/gpu/minatar_beyond.sh start 60
+# suite.log. ALGOS="rainbow-iqn" runs only those presets' runs; NO_SUITE=1 skips the suite.
+# A dry run on the CPU, tiny: DEVICE=cpu STEPS=3000 JOBS=2 bash benchmarks/gpu/minatar_beyond.sh start 60
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 if ! python3 -c "import stable_baselines3, minatar, optuna" 2>/dev/null && [ ! -d /tmp/site ]; then
